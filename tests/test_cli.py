@@ -1,0 +1,56 @@
+"""The command line: --version, --help on every subcommand, and the core dataset commands."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import cococxr
+from cococxr.cli import COMMANDS, build_parser, main
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cococxr {cococxr.__version__}"
+
+
+def test_every_listed_command_exists():
+    """A command listed in the CLI table must have its module; none may silently vanish."""
+    import importlib.util
+
+    missing = [m for _, m, _ in COMMANDS if importlib.util.find_spec(m) is None]
+    assert not missing, f"CLI commands whose modules are missing: {missing}"
+
+
+@pytest.mark.parametrize("path", [p for p, _, _ in COMMANDS], ids=[" ".join(p) for p, _, _ in COMMANDS])
+def test_help_on_every_subcommand(path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*path, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: cococxr " + " ".join(path))
+
+
+def test_python_dash_m_runs_without_loading_tensorflow():
+    code = ("import sys, runpy; sys.argv=['cococxr','--help']\n"
+            "try:\n    runpy.run_module('cococxr', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0\n"
+            "assert 'tensorflow' not in sys.modules, 'cococxr --help imported tensorflow'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: cococxr" in proc.stdout
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: cococxr" in capsys.readouterr().out
+
+
+def test_parser_builds_groups():
+    parser = build_parser()
+    args = parser.parse_args(["validate", "x.json"])
+    assert args.coco == "x.json"
