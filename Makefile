@@ -1,10 +1,10 @@
 # Two entry points for a fresh clone (see README "Quick start"):
 #   make demo   set up .venv and run the whole pipeline on the embedded sample
-#   make test   set up .venv (with the test, app and baseline extras) and run the test suite
+#   make test   set up .venv (test, app and baseline extras: torch ~5.5 GB) and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= app,test
+EXTRAS ?= app,test,baseline
 PYTEST_ARGS ?=
 
 .PHONY: demo test setup setup-test browser bench clean

@@ -1,0 +1,233 @@
+"""COCO -> Kaggle RLE CSV (``cococxr export rle-csv``).
+
+Two modes:
+
+- **rows** (default): one row per geometry annotation, plus the rows without a mask
+  recorded by ``convert rle-csv`` (``kaggle_empty_rows``). Rows that carry
+  ``kaggle_row`` come first, in that order; the others follow sorted by image id
+  string, then category, then annotation id. An image with no row at all gets one row
+  with an empty RLE (and an empty class cell), so every image is listed. A dataset
+  made by ``convert rle-csv`` comes back with its columns, pixel order and file
+  conventions (``info.kaggle_csv``), byte for byte.
+- **submission**: one row per image and class (the union of that class's
+  annotations), with an empty cell when the image has none.
+
+The image id is the image's ``kaggle_id``, else its file name without folders and
+extension.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from cococxr.errors import ConfigError
+
+from .common import ConversionReport
+from .csv_table import CsvStyle, format_csv
+from .rle_runs import coco_to_runs, merge_runs, runs_to_kaggle
+
+_NEWLINES = {"lf": "\n", "crlf": "\r\n"}
+_ROLES = ("id", "class", "rle")
+
+
+def _dataset(coco):
+    """A CocoDataset from a path, dict or dataset."""
+    from cococxr.coco import CocoDataset
+
+    return coco if isinstance(coco, CocoDataset) else CocoDataset(coco)
+
+
+def _kaggle_id(img: dict) -> str:
+    return str(img.get("kaggle_id") or PurePosixPath(img["file_name"].replace("\\", "/")).stem)
+
+
+def _encode(anns: list[dict], img: dict, order: str) -> str:
+    """The Kaggle RLE of the union of ``anns`` on ``img``.
+
+    Column-major compressed RLEs convert run by run; other cases go through a mask.
+    """
+    from cococxr.rle import kaggle_rle_encode, segmentation_to_mask
+
+    height, width = img["height"], img["width"]
+    segms = [ann["segmentation"] for ann in anns]
+    if order == "column" and all(isinstance(s, dict) and isinstance(s.get("counts"), str)
+                                 and s.get("size") == [height, width] for s in segms):
+        parts = [coco_to_runs(s) for s in segms]
+        return runs_to_kaggle(*merge_runs(np.concatenate([p[0] for p in parts]),
+                                          np.concatenate([p[1] for p in parts])))
+    mask = segmentation_to_mask(segms[0], height, width)
+    for segm in segms[1:]:
+        mask |= segmentation_to_mask(segm, height, width)
+    return kaggle_rle_encode(mask, order)
+
+
+def export_rle_csv(coco, out: str | os.PathLike | None = None, *, order: str | None = None,
+                   id_column: str | None = None, class_column: str | None = None, rle_column: str | None = None,
+                   submission: bool = False, classes: list[str] | None = None, empty_value: str | None = None,
+                   newline: str | None = None):
+    """Write a COCO dataset's masks as a Kaggle RLE CSV.
+
+    Args:
+        coco: a COCO JSON path, dict or ``CocoDataset``.
+        out: CSV to write atomically (nothing is written when None).
+        order: ``"row"`` or ``"column"`` pixel order (default: the one recorded by
+            ``convert rle-csv``; required otherwise).
+        id_column, class_column, rle_column: column names (default: the recorded ones,
+            else ``ImageId``, ``class`` when there are several classes, ``EncodedPixels``);
+            ``class_column=""`` drops the class column.
+        submission: one row per image and class instead of one per annotation.
+        classes: the classes to write, in this order (default: every category whose
+            supercategory is not ``finding``).
+        empty_value: the cell of an empty mask (default: the recorded one, else ``""``).
+        newline: ``"lf"`` or ``"crlf"`` (default: the recorded one, else lf).
+
+    Returns:
+        ``(csv_text, ConversionReport)``.
+
+    Raises:
+        ConfigError: no pixel order known, unknown class or newline.
+        RLEError, CocoFormatError: an annotation's segmentation cannot be decoded.
+    """
+    dataset = _dataset(coco)
+    meta = (dataset.dataset.get("info") or {}).get("kaggle_csv") or {}
+    order = order or meta.get("order")
+    if order not in ("row", "column"):
+        raise ConfigError(f"pixel order {order!r}: pass order 'row' or 'column' (--order); the dataset does not "
+                          "record one (it was not made by `convert rle-csv`)")
+    cats = _classes(dataset, classes)
+    if class_column is None:
+        class_column = meta.get("class_column") if meta else ("class" if len(cats) > 1 else None)
+    roles = {"id": id_column or meta.get("id_column") or "ImageId", "class": class_column or None,
+             "rle": rle_column or meta.get("rle_column") or "EncodedPixels"}
+    if roles["class"] is None and len(cats) > 1:
+        raise ConfigError(f"{len(cats)} classes ({', '.join(cats.values())}) need a class column: pass "
+                          "class_column (--class-column) or choose one class (--classes)")
+    columns = _columns(meta, roles)
+    empty = meta.get("empty_value", "") if empty_value is None else empty_value
+    if newline is not None and newline not in _NEWLINES:
+        raise ConfigError(f"newline must be one of {sorted(_NEWLINES)}; got {newline!r}")
+    style = CsvStyle.from_dict(meta)
+    if newline is not None:
+        style = CsvStyle(**{**style.to_dict(), "newline": _NEWLINES[newline]})
+    report = ConversionReport(source=str(dataset.source))
+    report.add("images in", len(dataset.imgs))
+    make = _submission_rows if submission else _annotation_rows
+    records = make(dataset, cats, order, empty, report)
+    rows = [[_cell(record, column, roles) for column in columns] for record in records]
+    text = format_csv(columns, rows, style)
+    report.add("rows out", len(rows))
+    if out is not None:
+        from cococxr.atomic import atomic_write_bytes
+
+        atomic_write_bytes(out, text.encode("utf-8"))
+        report.output = str(out)
+    return text, report
+
+
+def _classes(dataset, names: list[str] | None) -> dict[int, str]:
+    """Category id -> name of the classes to export, in order."""
+    if names is None:
+        return {i: c["name"] for i, c in dataset.cats.items() if c.get("supercategory") != "finding"}
+    return {dataset.cat_id(name): name for name in names}
+
+
+def _columns(meta: dict, roles: dict) -> list[str]:
+    """The header: the recorded columns with the roles renamed or dropped, else id[, class], rle."""
+    if not meta:
+        return [roles[r] for r in _ROLES if roles[r]]
+    columns = []
+    for column in meta["columns"]:
+        role = next((r for r in _ROLES if meta.get(f"{r}_column") == column), None)
+        if role is None or roles[role]:
+            columns.append(column if role is None else roles[role])
+    if roles["class"] and not meta.get("class_column"):
+        columns.insert(columns.index(roles["rle"]), roles["class"])
+    return columns
+
+
+def _cell(record: dict, column: str, roles: dict) -> str:
+    for role in _ROLES:
+        if roles[role] == column:
+            return record[role]
+    return record.get("extra", {}).get(column, "")
+
+
+def _annotation_rows(dataset, cats: dict[int, str], order: str, empty: str, report: ConversionReport) -> list[dict]:
+    """One record per geometry annotation and recorded empty row, in CSV order."""
+    keyed = []
+    names = {*cats.values(), ""}
+    for image_id, img in dataset.imgs.items():
+        kaggle_id = _kaggle_id(img)
+        anns = [a for a in dataset.img_to_anns.get(image_id, []) if "segmentation" in a and a["category_id"] in cats]
+        for ann in anns:
+            record = {"id": kaggle_id, "class": cats[ann["category_id"]], "rle": _encode([ann], img, order),
+                      "extra": ann.get("kaggle_extra", {})}
+            keyed.append((_sort_key(ann, kaggle_id), record))
+        report.add("annotations in", len(anns))
+        empties = [row for row in img.get("kaggle_empty_rows", []) if row.get("category", "") in names]
+        for row in empties:
+            record = {"id": kaggle_id, "class": row.get("category", ""), "rle": empty,
+                      "extra": row.get("kaggle_extra", {})}
+            keyed.append(((0, row["kaggle_row"], "", 0, 0), record))
+        report.add("recorded empty rows in", len(empties))
+        if not anns and not empties:
+            keyed.append(((1, 0, kaggle_id, -1, 0), {"id": kaggle_id, "class": "", "rle": empty}))
+            report.add("images without masks (one empty row each)")
+    keyed.sort(key=lambda item: item[0])
+    return [record for _, record in keyed]
+
+
+def _sort_key(ann: dict, kaggle_id: str) -> tuple:
+    """Recorded CSV rows first, in their order; then by image id, category and annotation id."""
+    if isinstance(ann.get("kaggle_row"), int):
+        return (0, ann["kaggle_row"], "", 0, 0)
+    return (1, 0, kaggle_id, ann["category_id"], ann["id"])
+
+
+def _submission_rows(dataset, cats: dict[int, str], order: str, empty: str, report: ConversionReport) -> list[dict]:
+    """One record per image and class, images sorted by id string."""
+    records = []
+    for image_id, img in sorted(dataset.imgs.items(), key=lambda item: (_kaggle_id(item[1]), item[0])):
+        anns = [a for a in dataset.img_to_anns.get(image_id, []) if "segmentation" in a]
+        report.add("annotations in", sum(a["category_id"] in cats for a in anns))
+        for cat_id, name in cats.items():
+            mine = [a for a in anns if a["category_id"] == cat_id]
+            rle = _encode(mine, img, order) if mine else ""
+            records.append({"id": _kaggle_id(img), "class": name, "rle": rle or empty})
+            report.add("non-empty rows out" if rle else "empty rows out")
+    return records
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``cococxr export rle-csv``."""
+    parser.add_argument("coco", help="COCO JSON file")
+    parser.add_argument("--out", "-o", required=True, help="CSV file to write (atomically)")
+    parser.add_argument("--order", choices=("row", "column"),
+                        help="pixel order (default: the one recorded by `convert rle-csv`; required otherwise)")
+    parser.add_argument("--submission", action="store_true",
+                        help="one row per image and class, empty cell for an empty mask (default: one row per "
+                             "annotation, in the original CSV's order when recorded)")
+    parser.add_argument("--classes", help="comma-separated classes to write, in order (default: all but findings)")
+    parser.add_argument("--id-column", help="image id column (default: recorded, else ImageId)")
+    parser.add_argument("--class-column", help="class column ('' for none; default: recorded, else 'class' when "
+                                               "there are several classes)")
+    parser.add_argument("--rle-column", help="RLE column (default: recorded, else EncodedPixels)")
+    parser.add_argument("--empty-value", help="cell of an empty mask (default: recorded, else '')")
+    parser.add_argument("--newline", choices=sorted(_NEWLINES), help="line ending (default: recorded, else lf)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cococxr export rle-csv``."""
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    _, report = export_rle_csv(args.coco, args.out, order=args.order, id_column=args.id_column,
+                               class_column=args.class_column, rle_column=args.rle_column,
+                               submission=args.submission, classes=classes, empty_value=args.empty_value,
+                               newline=args.newline)
+    print(report.format())
+    return 0
+
+
+__all__ = ["export_rle_csv"]
