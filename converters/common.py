@@ -100,7 +100,7 @@ def list_images(folder: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFI
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
-    """Add ``--out``, ``--workers`` and ``--no-progress`` to a converter's parser."""
+    """Add ``--out``, ``--workers`` and ``--indent`` to a converter's parser."""
     parser.add_argument("--out", "-o", required=out_required, help="COCO JSON file to write (atomically)")
     parser.add_argument("--workers", type=int, default=1,
                         help="parallel worker processes (output is identical for any value)")
