@@ -33,6 +33,7 @@ from pycocotools import mask as mask_utils
 from cococxr.atomic import atomic_write_json
 from cococxr.errors import CocoFormatError, ConfigError, ConversionError, UnsafePathError
 from cococxr.paths import check_relative_name, safe_join
+from cococxr.rle import polygon_outside_problem
 
 #: Largest distance (pixels) between a stored bbox edge and the mask's before warning.
 BBOX_TOLERANCE_PX = 4.0
@@ -41,6 +42,8 @@ BBOX_TOLERANCE_PX = 4.0
 AREA_RELATIVE_TOLERANCE = 0.05
 #: ``split(stratify_key=STRATIFY_BY_LABELS)`` stratifies by image-level labels.
 STRATIFY_BY_LABELS = ":labels"
+#: Most pixels an image may have: pycocotools stores RLE run lengths as 32-bit unsigned ints.
+MAX_PIXELS = 2**32 - 1
 _MAX_LISTED_ERRORS = 50
 _NO_LABEL = "(no label)"
 
@@ -613,6 +616,9 @@ class _Validator:
             if not (_is_int(img.get(key)) and img[key] > 0):
                 self._error("bad_image_size", where, f"{key} must be a positive integer, got {_short(img.get(key))}",
                             f".{key}")
+        if _is_int(img.get("height")) and _is_int(img.get("width")) and img["height"] * img["width"] > MAX_PIXELS:
+            self._error("bad_image_size", where, f"height x width = {img['height']} x {img['width']} is more than "
+                        f"{MAX_PIXELS} pixels, the most a pycocotools RLE (32-bit run lengths) can hold", ".height")
         self._file_name(img.get("file_name"), where, i)
 
     def _file_name(self, name: Any, where: _Where, i: int) -> None:
@@ -692,6 +698,12 @@ class _Validator:
             if problem:
                 self._error("bad_polygon", where, f"polygon {k} {problem}", f".segmentation[{k}]")
         if size is None or any(problem for _, problem in problems):
+            return None
+        outside = [(k, polygon_outside_problem(p, *size)) for k, p in enumerate(polygons)]
+        for k, problem in outside:
+            if problem:
+                self._error("bad_polygon", where, f"polygon {k} {problem}", f".segmentation[{k}]")
+        if any(problem for _, problem in outside):
             return None
         return mask_utils.merge(mask_utils.frPyObjects(polygons, *size))
 
@@ -868,7 +880,7 @@ def _image_size(img: dict | None) -> tuple[int, int] | None:
     if img is None:
         return None
     height, width = img.get("height"), img.get("width")
-    if _is_int(height) and _is_int(width) and height > 0 and width > 0:
+    if _is_int(height) and _is_int(width) and height > 0 and width > 0 and height * width <= MAX_PIXELS:
         return height, width
     return None
 
@@ -894,7 +906,7 @@ def _rle_runs(counts: Any) -> np.ndarray | None:
     """Return the run lengths of RLE counts (compressed str or list), None if malformed."""
     if isinstance(counts, str):
         return _decode_rle_string(counts)
-    if isinstance(counts, list) and all(_is_int(c) and c >= 0 for c in counts):
+    if isinstance(counts, list) and all(_is_int(c) and c >= 0 for c in counts) and sum(counts) < 2**62:
         return np.asarray(counts, dtype=np.int64)
     return None
 
@@ -972,6 +984,8 @@ def _normalise_segmentation(segm: list | dict, height: int, width: int, where: s
         return {"size": [height, width], "counts": text}, rle
     polygons = [[float(v) for v in polygon] for polygon in segm]
     problems = [f"polygon {k} {p}" for k, p in enumerate(map(_polygon_problem, polygons)) if p]
+    problems = problems or [f"polygon {k} {problem}" for k, polygon in enumerate(polygons)
+                            if (problem := polygon_outside_problem(polygon, height, width))]
     if problems or not polygons:
         raise ConversionError(f"{where}: {'; '.join(problems) or 'no polygon given'}")
     return polygons, mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
