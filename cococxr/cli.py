@@ -96,3 +96,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover - interactive only
         print("cococxr: interrupted", file=sys.stderr)
         return 130
+
+
+def reference_markdown() -> str:
+    """The CLI reference (docs/cli.md), generated from the parsers' ``--help`` texts."""
+    import contextlib
+    import io
+    import os
+
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # fixed wrapping: the committed file must not depend on the terminal
+    try:
+        sections = ["# CLI reference", "",
+                    "Generated from `cococxr ... --help` by `python -m cococxr.cli_reference`; "
+                    "a test fails when this file and the parsers disagree.", ""]
+        for path in [()] + [p for p, _, _ in COMMANDS]:
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+                main([*path, "--help"])
+            title = " ".join(("cococxr", *path))
+            sections += [f"## `{title}`", "", "```text", buf.getvalue().rstrip(), "```", ""]
+        return "\n".join(sections)
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old

@@ -54,3 +54,14 @@ def test_parser_builds_groups():
     parser = build_parser()
     args = parser.parse_args(["validate", "x.json"])
     assert args.coco == "x.json"
+
+
+def test_cli_reference_matches_the_parsers():
+    """docs/cli.md is generated from --help; regenerate it with `python -m cococxr.cli_reference`."""
+    from pathlib import Path
+
+    from cococxr.cli import reference_markdown
+
+    committed = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert committed.read_text() == reference_markdown(), \
+        "docs/cli.md is out of date: run `python -m cococxr.cli_reference`"
