@@ -239,5 +239,5 @@ def test_save_load_round_trip(tmp_path, suffix):
 def test_save_model_rejects_other_suffixes(tmp_path):
     with pytest.raises(ConfigError, match=".keras"):
         model_io.save_model(build_plain_unet((32, 32, 1), filters=(4,)), tmp_path / "m.pb")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ConfigError, match="absent.h5 does not exist"):
         model_io.load_model(tmp_path / "absent.h5")

@@ -211,7 +211,7 @@ def load_model(path: str | os.PathLike, compile: bool = True,
     path = Path(path)
     _check_suffix(path)
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
+        raise ConfigError(f"model file {path} does not exist")
     _import_registering_modules()
     spec = _read_spec(path)
     objects = {**CUSTOM_OBJECTS, **(custom_objects or {})}
