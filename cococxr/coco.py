@@ -77,16 +77,18 @@ def is_label_annotation(ann: Mapping) -> bool:
     return "segmentation" not in ann and "bbox" not in ann
 
 
-def validate_dataset(dataset: Any) -> list[ValidationIssue]:
+def validate_dataset(dataset: Any, check_masks: bool = True) -> list[ValidationIssue]:
     """Check a COCO dict and return every issue found (errors and warnings).
 
     Args:
         dataset: the parsed COCO JSON.
+        check_masks: rasterise segmentations to compare them with ``bbox``/``area`` and
+            find empty masks (False skips that, for speed on huge files).
 
     Returns:
         Issues in file order: top level, images, categories, annotations.
     """
-    return _Validator(dataset).run()
+    return _Validator(dataset, check_masks).run()
 
 
 class CocoDataset:
@@ -142,9 +144,9 @@ class CocoDataset:
                 f"{len(self.cats)} categories)")
 
     # ------------------------------------------------------------------ index
-    def validate(self) -> list[ValidationIssue]:
-        """Validate the dataset, store the issues in ``issues`` and return them."""
-        self.issues = validate_dataset(self.dataset)
+    def validate(self, check_masks: bool = True) -> list[ValidationIssue]:
+        """Validate the dataset, store the issues in ``issues`` and return them (see `validate_dataset`)."""
+        self.issues = validate_dataset(self.dataset, check_masks)
         return self.issues
 
     def _build_index(self) -> None:
@@ -553,8 +555,9 @@ class _Where(NamedTuple):
 class _Validator:
     """Collects validation issues for one COCO dict."""
 
-    def __init__(self, dataset: Any):
+    def __init__(self, dataset: Any, check_masks: bool = True):
         self.data = dataset
+        self.check_masks = check_masks
         self.issues: list[ValidationIssue] = []
         self.images: dict[int, dict] = {}
         self.image_index: dict[int, int] = {}
@@ -703,7 +706,7 @@ class _Validator:
         for k, problem in outside:
             if problem:
                 self._error("bad_polygon", where, f"polygon {k} {problem}", f".segmentation[{k}]")
-        if any(problem for _, problem in outside):
+        if any(problem for _, problem in outside) or not self.check_masks:
             return None
         return mask_utils.merge(mask_utils.frPyObjects(polygons, *size))
 
@@ -728,7 +731,7 @@ class _Validator:
                         f"non-negative run lengths summing to height*width = {height * width}",
                         ".segmentation.counts")
             return None
-        if size is None:
+        if size is None or not self.check_masks:
             return None
         return _pycocotools_rle(counts, height, width)
 

@@ -139,7 +139,7 @@ def _check_complete(path: Path, data: bytes, fmt: str) -> None:
         try:
             with Image.open(io.BytesIO(data)) as image:
                 image.load()
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise ImageReadError(f"{path}: JPEG file is truncated or corrupt ({exc})") from exc
 
 
@@ -154,12 +154,31 @@ def _load_raster(path: Path) -> tuple[bytes, str]:
     if fmt == "DICOM":
         raise ImageReadError(f"{path}: is a DICOM file; read it with read_dicom/read_image")
     _check_complete(path, data, fmt)
+    _check_pixel_count(path, data)
     return data, fmt
+
+
+def _check_pixel_count(path: Path, data: bytes) -> None:
+    """Refuse a header declaring more pixels than Pillow's decompression-bomb limit.
+
+    OpenCV allocates the declared size before decoding, so a few kilobytes could claim
+    gigabytes. The limit is ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (about 179 M pixels).
+    """
+    try:
+        with Image.open(io.BytesIO(data)):
+            pass
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{path}: {exc} (raise PIL.Image.MAX_IMAGE_PIXELS to allow it)") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        pass  # left to OpenCV, whose failure names the file
 
 
 def _decode(path: Path, data: bytes, fmt: str) -> np.ndarray:
     """Decode with OpenCV (dtype kept) into ``(H, W)``, RGB ``(H, W, 3)`` or RGBA."""
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a header size over OpenCV's limits
+        raise ImageReadError(f"{path}: {fmt} data could not be decoded ({str(exc).strip()})") from exc
     if array is None:
         raise ImageReadError(f"{path}: {fmt} data could not be decoded (corrupt file?)")
     if array.ndim == 3 and array.shape[2] == 1:
@@ -267,7 +286,7 @@ def image_size(path: PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             width, height = image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"{path}: cannot read the image header ({exc})") from exc
     return height, width
 
