@@ -113,8 +113,11 @@ def overlay_masks(image: np.ndarray, masks: Sequence[np.ndarray] | np.ndarray, a
         RGB uint8 image.
     """
     out = to_rgb_uint8(image)
-    masks = np.asarray(masks)
-    stack = [masks] if masks.ndim == 2 else [masks[..., k] for k in range(masks.shape[-1])]
+    if isinstance(masks, (list, tuple)):
+        stack = list(masks)
+    else:
+        masks = np.asarray(masks)
+        stack = [masks] if masks.ndim == 2 else [masks[..., k] for k in range(masks.shape[-1])]
     for k, mask in enumerate(stack):
         mask = (np.asarray(mask) > 0).astype(np.uint8)
         color = np.array(colors[k % len(colors)], dtype=np.float32)

@@ -62,3 +62,15 @@ def test_html_report_embeds_images_and_escapes_text(tmp_path):
     src = re.search(r'src="data:image/png;base64,([^"]+)"', text).group(1)
     assert _decode(base64.b64decode(src)).shape == (4, 4, 3)
     assert "http" not in text  # self-contained: nothing fetched from elsewhere
+
+
+def test_comparison_overlay_outlines_truth_and_fills_prediction():
+    image = np.zeros((20, 20), np.uint8)
+    truth = np.zeros((20, 20), np.uint8)
+    truth[2:10, 2:10] = 1
+    prediction = np.zeros((20, 20), np.uint8)
+    prediction[12:18, 12:18] = 1
+    out = reports.comparison_overlay(image, truth, prediction, caption="")
+    assert out[15, 15, 0] > 0 and out[15, 15, 1] < out[15, 15, 0]   # red fill
+    assert out[2, 2].tolist() == [44, 200, 44]                       # green outline
+    assert out[5, 5].sum() == 0                                      # inside truth only: untouched

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cococxr._tf import keras
+from cococxr.atomic import default_file_mode
 from cococxr.errors import ConfigError
 
 CUSTOM_OBJECTS: dict[str, Any] = {}
@@ -151,6 +152,7 @@ def save_model(model, path: str | os.PathLike) -> Path:
         spec = get_compile_spec(model)
         if spec is not None:
             _write_spec(tmp, spec)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
