@@ -182,6 +182,8 @@ def pair(case_id: str, image: bytes, mask: bytes | None, name: str = "a", image_
     (HERE / f"pairs/{case_id}/masks").mkdir(parents=True, exist_ok=True)
     if mask is not None:
         files.append(write(f"pairs/{case_id}/masks/{name}{mask_ext}", mask))
+    else:  # git keeps no empty folders: a placeholder (not an image) keeps the mask folder in a clone
+        (HERE / f"pairs/{case_id}/masks/.gitkeep").touch()
     return files, {"images": f"pairs/{case_id}/images", "masks": f"pairs/{case_id}/masks"}
 
 
