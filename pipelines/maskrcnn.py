@@ -4,10 +4,13 @@ Two backends train the same architecture from random weights (no downloads):
 
 * ``torchvision`` (default; ``pip install 'cococxr[baseline]'``):
   ``maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)`` fed by
-  :class:`~cococxr.pipelines.maskrcnn_data.CocoMaskRCNNDataset`, trained here with SGD
-  (momentum 0.9) or AdamW, linear warm-up and gradient clipping;
+  :class:`~cococxr.pipelines.maskrcnn_data.CocoMaskRCNNDataset`, trained by the loop here;
 * ``detectron2`` (when ``import detectron2`` works): see
   :mod:`cococxr.pipelines.maskrcnn_detectron2`.
+
+Both use :func:`build_optimizer` (AdamW by default, or SGD with momentum 0.9; global
+gradient-norm clipping), a linear warm-up from lr/1000 and then a constant learning
+rate. The defaults are the recipe docs/results.md reports on cxr-lungs.
 
 Images are resized inside the model so the short side is ``min_size`` and the long side
 at most ``max_size``; predictions come back at the original size. The run folder holds
@@ -35,7 +38,7 @@ from cococxr.pipelines.config import (add_config_arguments, config_from_args, co
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torchvision", "detectron2")
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("adamw", "sgd")
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.csv"
@@ -62,10 +65,10 @@ class MaskRCNNConfig:
     detections_per_image: int = option(100, "most instances predicted per image", metavar="N")
     iterations: int = option(1000, "training iterations (batches)", metavar="N")
     batch_size: int = option(2, "images per iteration", metavar="N")
-    lr: float = option(0.01, "learning rate after warm-up", metavar="LR")
-    optimizer: str = option("sgd", "sgd (momentum 0.9) or adamw", choices=OPTIMIZERS)
+    lr: float = option(1e-4, "learning rate after warm-up", metavar="LR")
+    optimizer: str = option("adamw", "adamw or sgd (momentum 0.9)", choices=OPTIMIZERS)
     weight_decay: float = option(1e-4, "weight decay", metavar="W")
-    warmup_iterations: int = option(100, "iterations of linear learning-rate warm-up from lr/1000",
+    warmup_iterations: int = option(50, "iterations of linear learning-rate warm-up from lr/1000",
                                     metavar="N")
     grad_clip: float | None = option(10.0, "clip the gradient norm to this (none: no clipping)",
                                      metavar="NORM")
@@ -112,11 +115,26 @@ def check_config(config: MaskRCNNConfig) -> None:
         raise ConfigError("max_train_seconds is not supported by the detectron2 backend; set iterations")
 
 
-def _optimizer(torch, model, config: MaskRCNNConfig):
+def _clipping(torch, optimizer_class, max_norm: float):
+    class Clipped(optimizer_class):
+        def step(self, closure=None):
+            torch.nn.utils.clip_grad_norm_([p for group in self.param_groups for p in group["params"]], max_norm)
+            return super().step(closure)
+
+    return Clipped
+
+
+def build_optimizer(torch, model, config: MaskRCNNConfig):
+    """SGD (momentum 0.9) or AdamW over the trainable parameters (both backends use it).
+
+    With ``config.grad_clip`` its ``step`` first clips the global gradient norm.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    optimizer_class, extra = ((torch.optim.AdamW, {}) if config.optimizer == "adamw"
+                              else (torch.optim.SGD, {"momentum": 0.9}))
+    if config.grad_clip:
+        optimizer_class = _clipping(torch, optimizer_class, config.grad_clip)
+    return optimizer_class(params, lr=config.lr, weight_decay=config.weight_decay, **extra)
 
 
 def _warmup(torch, optimizer, iterations: int):
@@ -184,7 +202,7 @@ def training_stats(seconds: list[float], n_train: int, config: MaskRCNNConfig, s
             "stopped_by_budget": stopped}
 
 
-def _step(torch, model, optimizer, scheduler, batch, device, config: MaskRCNNConfig, iteration: int) -> dict:
+def _step(torch, model, optimizer, scheduler, batch, device, iteration: int) -> dict:
     """One optimisation step; returns the loss terms, their sum and the learning rate used."""
     images = [im.to(device) for im in batch[0]]
     targets = [{k: v.to(device) for k, v in t.items()} for t in batch[1]]
@@ -196,8 +214,6 @@ def _step(torch, model, optimizer, scheduler, batch, device, config: MaskRCNNCon
                           f"({values}); lower --lr or --grad-clip")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if config.grad_clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
     scheduler.step()
@@ -223,14 +239,14 @@ def _fit_torchvision(config: MaskRCNNConfig, run_dir: Path, train_coco, label_ma
     model = build_maskrcnn(len(label_map), config.min_size, config.max_size, rois_per_image=config.rois_per_image,
                            proposals_per_image=config.proposals_per_image,
                            detections_per_image=config.detections_per_image).to(device).train()
-    optimizer = _optimizer(torch, model, config)
+    optimizer = build_optimizer(torch, model, config)
     scheduler = _warmup(torch, optimizer, config.warmup_iterations)
     rows, seconds, stopped, start = [], [], False, time.perf_counter()
     batches = _batches(loader)
     bar = tqdm(range(1, config.iterations + 1), desc="training", unit="it", disable=not config.progress)
     for iteration in bar:
         tick = time.perf_counter()
-        row = _step(torch, model, optimizer, scheduler, next(batches), device, config, iteration)
+        row = _step(torch, model, optimizer, scheduler, next(batches), device, iteration)
         seconds.append(time.perf_counter() - tick)
         rows.append({"iteration": iteration, **row, "seconds": seconds[-1]})
         bar.set_postfix(loss=f"{row['loss']:.3f}")
@@ -318,5 +334,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["BACKENDS", "MaskRCNNConfig", "run_name", "check_config", "train_maskrcnn", "training_stats",
-           "write_history", "loss_curves_png"]
+__all__ = ["BACKENDS", "MaskRCNNConfig", "run_name", "check_config", "build_optimizer", "train_maskrcnn",
+           "training_stats", "write_history", "loss_curves_png"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cococxr.errors import ConfigError, MissingDependencyError
+from cococxr.errors import MissingDependencyError
 from cococxr.pipelines.maskrcnn_labels import LabelMap
 
 DETECTRON2_HINT = ("pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git' "
@@ -64,8 +64,8 @@ R50_FPN = {
     "INPUT.MASK_FORMAT": "bitmask",
     "INPUT.FORMAT": "BGR",
     "SOLVER.STEPS": (),
-    "SOLVER.MOMENTUM": 0.9,
     "SOLVER.WARMUP_FACTOR": 1e-3,
+    "SOLVER.CLIP_GRADIENTS.ENABLED": False,  # the optimizer clips (build_optimizer)
     "TEST.EVAL_PERIOD": 0,
 }
 
@@ -109,8 +109,6 @@ def build_cfg(config: dict, num_classes: int, *, device: str = "cpu", train: tup
     require_detectron2()
     from detectron2.config import get_cfg
 
-    if config["optimizer"] != "sgd":
-        raise ConfigError(f"the detectron2 backend trains with SGD only, not {config['optimizer']!r}")
     cfg = get_cfg()
     settings = {
         **R50_FPN,
@@ -134,9 +132,6 @@ def build_cfg(config: dict, num_classes: int, *, device: str = "cpu", train: tup
         "SOLVER.WARMUP_ITERS": config["warmup_iterations"],
         "SOLVER.WEIGHT_DECAY": config["weight_decay"],
         "SOLVER.CHECKPOINT_PERIOD": config["checkpoint_every"] or config["iterations"],
-        "SOLVER.CLIP_GRADIENTS.ENABLED": bool(config["grad_clip"]),
-        "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": "norm",
-        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE": float(config["grad_clip"] or 1.0),
         "SEED": config["seed"],
         "OUTPUT_DIR": str(output_dir),
     }
@@ -217,6 +212,21 @@ class Detectron2Predictor:
                 "scores": instances.scores.numpy(), "masks": instances.pred_masks.numpy().astype(np.float32)}
 
 
+def _trainer_class(config):
+    """``DefaultTrainer`` with cococxr's optimizer (AdamW or SGD, global-norm clipping)."""
+    import torch
+    from detectron2.engine import DefaultTrainer
+
+    from cococxr.pipelines.maskrcnn import build_optimizer
+
+    class Trainer(DefaultTrainer):
+        @classmethod
+        def build_optimizer(cls, cfg, model):
+            return build_optimizer(torch, model, config)
+
+    return Trainer
+
+
 def _recorder(rows: list, seconds: list):
     """A hook that times every step and keeps its losses and learning rate."""
     from detectron2.engine import HookBase
@@ -251,7 +261,6 @@ def fit_detectron2(config, run_dir: Path, train_coco, label_map: LabelMap):
     """
     require_detectron2()
     from detectron2.data import build_detection_test_loader
-    from detectron2.engine import DefaultTrainer
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
 
     from cococxr.coco import CocoDataset
@@ -270,7 +279,7 @@ def fit_detectron2(config, run_dir: Path, train_coco, label_map: LabelMap):
                         val_coco.image_root)
     device = resolve_device(config.device).type
     cfg = build_cfg(settings, len(label_map), device=device, train=(train_name,), output_dir=out)
-    trainer = DefaultTrainer(cfg)
+    trainer = _trainer_class(config)(cfg)
     rows, seconds = [], []
     trainer.register_hooks([_recorder(rows, seconds)])
     trainer.resume_or_load(resume=False)

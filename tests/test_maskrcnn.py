@@ -195,6 +195,22 @@ def test_dataset_targets_come_from_the_masks(torch, caplog):
     assert torch.equal(flipped["boxes"], torch.stack([width - x2, y1, width - x1, y2], 1))
 
 
+def test_optimizer_clips_the_global_gradient_norm(torch):
+    from cococxr.pipelines.config import load_config
+    from cococxr.pipelines.maskrcnn import MaskRCNNConfig, build_optimizer
+
+    base = {"train": "t.json", "val": "v.json"}
+    model = torch.nn.Linear(4, 1, bias=False)
+    assert isinstance(build_optimizer(torch, model, load_config(MaskRCNNConfig, base)), torch.optim.AdamW)
+    torch.nn.init.zeros_(model.weight)
+    sgd = build_optimizer(torch, model, load_config(MaskRCNNConfig, base, optimizer="sgd", lr=1.0,
+                                                    weight_decay=0.0, grad_clip=1.0))
+    model(torch.full((1, 4), 1000.0)).sum().backward()  # gradient norm 2000
+    sgd.step()
+    assert isinstance(sgd, torch.optim.SGD)
+    assert torch.linalg.vector_norm(model.weight).item() == pytest.approx(1.0)
+
+
 TINY = ["--min-size", "128", "--max-size", "128", "--iterations", "2", "--batch-size", "2",
         "--rois-per-image", "32", "--proposals-per-image", "50", "--detections-per-image", "5",
         "--warmup-iterations", "1", "--overlays", "1", "--device", "cpu", "--no-progress"]

@@ -43,7 +43,6 @@ def _settings(**overrides) -> dict:
 def test_config_is_the_r50_fpn_mask_rcnn_of_the_torchvision_backend(detectron2):
     from detectron2.modeling import build_model
 
-    from cococxr.errors import ConfigError
     from cococxr.pipelines.maskrcnn_detectron2 import build_cfg
     from cococxr.pipelines.maskrcnn_model import build_maskrcnn, count_parameters
 
@@ -59,8 +58,6 @@ def test_config_is_the_r50_fpn_mask_rcnn_of_the_torchvision_backend(detectron2):
     d2 = count_parameters(build_model(cfg))
     tv = count_parameters(build_maskrcnn(2))
     assert abs(d2 - tv) / tv < 0.01, (d2, tv)
-    with pytest.raises(ConfigError, match="SGD only"):
-        build_cfg(_settings(optimizer="adamw"), 2)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +83,7 @@ def test_two_training_iterations_stay_finite_and_both_evaluations_agree(detectro
 
     run_dir, _ = trained_run
     for name in ("config.json", "model.pt", "history.csv", "loss_curves.png", "metrics.json",
-                 "overlays/best.png", "detectron2/train.json", "detectron2/val.json"):
+                 "overlays/best.png", "detectron2/train.json", "detectron2/val.json", "detectron2/model_final.pth"):
         assert (run_dir / name).is_file(), name
     with open(run_dir / "history.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
