@@ -67,60 +67,69 @@ def annotation_to_mask(ann: Mapping, height: int, width: int) -> np.ndarray:
         return segmentation_to_mask(segmentation, height, width)
 
 
-def _union(anns: list[Mapping], height: int, width: int) -> np.ndarray:
+def _union(anns: list[Mapping], height: int, width: int, size: tuple[int, int] | None) -> np.ndarray:
     """Union of the annotations' masks: their RLEs merged by pycocotools, decoded once."""
     rles = []
     for ann in anns:
         with _naming(ann):
             rles.append(_segmentation_rle(ann["segmentation"], height, width))
-    return _decode_pycoco(mask_utils.merge(rles))
+    return _decode_pycoco(rles[0] if len(rles) == 1 else mask_utils.merge(rles), size)
 
 
-def _class_planes(anns: Iterable[Mapping], height: int, width: int,
-                  category_ids: Sequence[int]) -> np.ndarray:
-    """(K, H, W) uint8: plane k is the union of the masks of ``category_ids[k]``."""
+def _class_planes(anns: Iterable[Mapping], height: int, width: int, category_ids: Sequence[int],
+                  size: Sequence[int] | None) -> np.ndarray:
+    """(K, h, w) uint8: plane k is the union of the masks of ``category_ids[k]``, at ``size``."""
     index = {cat_id: k for k, cat_id in enumerate(category_ids)}
     if len(index) != len(category_ids):
         raise ConfigError(f"category_ids has duplicates: {list(category_ids)}")
     height, width = _check_size(height, width)
+    size = None if size is None else _check_size(*size)
     groups = [[] for _ in category_ids]
     for ann in anns:
         k = index.get(ann.get("category_id"))
         if k is not None and ann.get("segmentation") is not None:
             groups[k].append(ann)
-    planes = np.zeros((len(groups), height, width), np.uint8)
+    planes = np.zeros((len(groups), *(size or (height, width))), np.uint8)
     for k, group in enumerate(groups):
         if group:
-            planes[k] = _union(group, height, width)
+            planes[k] = _union(group, height, width, size)
     return planes
 
 
 def annotations_to_channels(anns: Iterable[Mapping], height: int, width: int,
-                            category_ids: Sequence[int]) -> np.ndarray:
+                            category_ids: Sequence[int], size: Sequence[int] | None = None) -> np.ndarray:
     """One-hot (multi-label) masks: channel k is the union of ``category_ids[k]``'s masks.
 
     Annotations of other categories and label annotations (no segmentation) are skipped.
 
+    Args:
+        anns: the image's annotations.
+        height, width: the image size (every RLE must have it).
+        category_ids: the category of each channel, in order.
+        size: optional output ``(height, width)``: the same as :func:`resize_mask` of
+            the full-size result, computed without the full-size copies.
+
     Returns:
-        uint8 0/1 array (height, width, len(category_ids)).
+        uint8 0/1 array (height, width, len(category_ids)), or ``(*size, K)``.
     """
-    planes = _class_planes(anns, height, width, category_ids)
+    planes = _class_planes(anns, height, width, category_ids, size)
     return np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 
 def annotations_to_label_map(anns: Iterable[Mapping], height: int, width: int,
-                             category_ids: Sequence[int]) -> np.ndarray:
+                             category_ids: Sequence[int], size: Sequence[int] | None = None) -> np.ndarray:
     """Label map: value k+1 where ``category_ids[k]`` is, 0 for background.
 
     Where classes overlap, the one later in ``category_ids`` wins. Annotations of other
-    categories and label annotations (no segmentation) are skipped.
+    categories and label annotations (no segmentation) are skipped. ``size`` is as in
+    :func:`annotations_to_channels`.
 
     Returns:
-        (height, width) array, uint8 for up to 255 classes, else uint16.
+        (height, width) (or ``size``) array, uint8 for up to 255 classes, else uint16.
     """
     if len(category_ids) > np.iinfo(np.uint16).max:
         raise ConfigError(f"a label map holds at most 65535 classes; got {len(category_ids)}")
-    planes = _class_planes(anns, height, width, category_ids)
+    planes = _class_planes(anns, height, width, category_ids, size)
     label_map = np.zeros(planes.shape[1:], np.uint8 if len(category_ids) < 256 else np.uint16)
     for k, plane in enumerate(planes):
         label_map[plane != 0] = k + 1

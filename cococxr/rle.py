@@ -360,9 +360,17 @@ def _pycoco_from_counts(counts: np.ndarray, height: int, width: int) -> dict:
     return mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
 
 
-def _decode_pycoco(rle: dict) -> np.ndarray:
-    """Decode a validated pycocotools RLE to a C-contiguous uint8 (H, W) mask."""
-    return cv2.transpose(mask_utils.decode(rle).T)  # pycocotools decodes in Fortran order
+def _decode_pycoco(rle: dict, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a validated pycocotools RLE to a C-contiguous uint8 (H, W) mask.
+
+    With ``size`` (height, width), the mask is resized with ``cv2.INTER_NEAREST_EXACT``
+    (as :func:`cococxr.preprocess.resize_mask`) before the transpose, which then moves
+    only the small array.
+    """
+    columns = mask_utils.decode(rle).T  # pycocotools decodes in Fortran order: .T is C-contiguous
+    if size is not None:
+        columns = cv2.resize(columns, (int(size[0]), int(size[1])), interpolation=cv2.INTER_NEAREST_EXACT)
+    return cv2.transpose(columns)
 
 
 def coco_rle_encode(mask) -> dict:

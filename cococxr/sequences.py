@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from cococxr._tf import keras, tf
@@ -122,6 +123,7 @@ class _CocoSequence(keras.utils.Sequence):
             raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = np.random.SeedSequence().entropy if seed is None else int(seed)
         self._cache = {} if cache else None
+        self._paths: dict = {}
         self._lock = threading.Lock()
         self._failed: dict = {}
         self._skipped = 0
@@ -199,7 +201,9 @@ class _CocoSequence(keras.utils.Sequence):
     # --------------------------------------------------------------- per item
     def _read(self, image_id) -> np.ndarray:
         """Decode an image (gray for ``channels=1``); errors name the image id and file."""
-        path = self.coco.image_path(image_id)
+        path = self._paths.get(image_id)
+        if path is None:  # resolving (and checking) a path costs as much as a mask: once per image
+            path = self._paths[image_id] = self.coco.image_path(image_id)
         try:
             image = read_image(path)
         except ImageReadError as exc:
@@ -293,9 +297,11 @@ class _CocoSequence(keras.utils.Sequence):
         preprocess = preprocess and self._preprocess is not None
         x = np.empty((len(images), *self.input_size, self.channels), np.float32)
         for out, image in zip(x, images):
-            scaled = image.astype(np.float32)
-            scaled *= np.float32((255 if preprocess else 1) / _DTYPE_MAX.get(image.dtype, 1))
-            out[...] = scaled.reshape(*self.input_size, -1)
+            if self.channels == 3 and (image.ndim == 2 or image.shape[2] == 1):
+                # cv2 repeats the channel in one pass; numpy broadcasting to 3 is ~3x slower
+                image = cv2.cvtColor(image.reshape(self.input_size), cv2.COLOR_GRAY2RGB)
+            scale = np.float32((255 if preprocess else 1) / _DTYPE_MAX.get(image.dtype, 1))
+            np.multiply(image.reshape(out.shape), scale, out=out)
         return np.asarray(self._preprocess(x), dtype=np.float32) if preprocess else x
 
     # ---------------------------------------------------------------- tf.data
@@ -415,15 +421,15 @@ class CocoSegmentationSequence(_CocoSequence):
     def _prepare(self, image_id):
         """Decoded, equalised, resized image and (for "train") its resized uint8 mask.
 
-        The mask of every class is rasterised once at the record's size, then resized
-        with nearest neighbour.
+        The mask of every class is decoded once at the record's size and resized with
+        nearest neighbour (``resize_mask``).
         """
         image = self._read(image_id)
         mask = None
         if self.subset == "train":
             height, width = self._native_size(image_id, image)
             rasterise = annotations_to_label_map if self.mask_mode == "sparse" else annotations_to_channels
-            mask = resize_mask(rasterise(self._anns[image_id], height, width, self.cat_ids), self.input_size)
+            mask = rasterise(self._anns[image_id], height, width, self.cat_ids, size=self.input_size)
         return resize_image(self._equalize(image), self.input_size), mask
 
     def _item(self, example: int, epoch: int, position: int) -> tuple:

@@ -4,7 +4,9 @@ Every backbone is trained by :func:`train_segmentation` with the same config (fi
 seed, epochs, ``--steps-per-epoch``, ``--max-train-seconds``...) except the backbone, in
 ``OUT/<arch>-<backbone>/``; ``arch`` is ``--arch`` when it names a backbone architecture
 (unet, fpn, linknet, pspnet), else ``unet``. The entry ``plain_unet`` in ``--backbones``
-trains the from-scratch U-Net instead. Rows from other runs join the table with ``--extra-rows``.
+trains the from-scratch U-Net instead. Rows from other runs (a Mask R-CNN's
+``metrics.json``, earlier U-Nets) join the table with ``--extra-rows``; with
+``--extra-rows`` and no ``--backbones``, compare only tabulates them, training nothing.
 
 Row schema (the keys a compatible ``metrics.json`` carries at its top level; any other
 keys are ignored, missing numbers are left blank):
@@ -13,6 +15,7 @@ keys are ignored, missing numbers are left blank):
 ``name``               row label (required; e.g. ``unet-efficientnetb0``)
 ``params``             number of model parameters
 ``seconds_per_epoch``  mean training seconds of an epoch (validation excluded)
+``train_seconds``      wall-clock seconds of the whole training
 ``ms_per_image``       model-only inference time per image, milliseconds
 ``dice``, ``iou``      mean over validation images, then classes (original size)
 ``segm_AP``            COCO mask AP@[.5:.95]; ``segm_AP50``, ``segm_AP75`` likewise
@@ -36,9 +39,9 @@ from cococxr.errors import ConfigError
 from cococxr.pipelines.config import add_config_arguments, config_from_args, load_config, save_config
 
 log = logging.getLogger(__name__)
-ROW_KEYS = ("name", "params", "seconds_per_epoch", "ms_per_image", "dice", "iou",
+ROW_KEYS = ("name", "params", "seconds_per_epoch", "train_seconds", "ms_per_image", "dice", "iou",
             "segm_AP", "segm_AP50", "segm_AP75", "epochs")
-HEADERS = {"name": "model", "params": "params", "seconds_per_epoch": "s/epoch",
+HEADERS = {"name": "model", "params": "params", "seconds_per_epoch": "s/epoch", "train_seconds": "train s",
            "ms_per_image": "ms/image", "dice": "Dice", "iou": "IoU", "segm_AP": "AP",
            "segm_AP50": "AP50", "segm_AP75": "AP75", "epochs": "epochs"}
 TABLE_MD = "comparison.md"
@@ -70,6 +73,8 @@ def _cell(key: str, value) -> str:
         return f"{value / 1e6:.2f}M"
     if key in ("seconds_per_epoch", "ms_per_image"):
         return f"{value:.1f}"
+    if key == "train_seconds":
+        return f"{value:.0f}"
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
@@ -146,15 +151,29 @@ def compare_backbones(config, backbones: list[str], out, extra_rows: list = ()) 
     return rows + extras
 
 
+def _tabulate_only(extra_rows: list[str], out) -> int:
+    """``compare --extra-rows ...`` without backbones: print (and with ``--out`` write) the table."""
+    if not extra_rows:
+        raise ConfigError("compare needs --backbones to train, or --extra-rows to tabulate existing runs")
+    rows = [read_extra_row(p) for p in extra_rows]
+    print(format_markdown(rows))
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        md, csv_path = write_table(rows, out)
+        print(f"-> {md}, {csv_path}")
+    return 0
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cococxr compare``: the training flags plus the backbones and extra rows."""
     from cococxr.pipelines.segmentation import SegmentationConfig
 
-    parser.add_argument("--backbones", required=True,
+    parser.add_argument("--backbones", default="",
                         help="comma-separated backbones, e.g. efficientnetb0,resnet34,mobilenetv2 "
-                             "(plain_unet: the from-scratch U-Net)")
+                             "(plain_unet: the from-scratch U-Net); leave out to only tabulate --extra-rows")
     parser.add_argument("--extra-rows", nargs="+", default=[], metavar="METRICS_JSON",
-                        help="metrics.json files of other runs to add as rows (see docs/segmentation.md)")
+                        help="metrics.json files of other runs (U-Net, Mask R-CNN) to add as rows "
+                             "(see docs/segmentation.md)")
     add_config_arguments(parser, SegmentationConfig)
 
 
@@ -162,10 +181,12 @@ def run(args: argparse.Namespace) -> int:
     """Run ``cococxr compare``."""
     from cococxr.pipelines.segmentation import SegmentationConfig
 
+    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    if not backbones:
+        return _tabulate_only(args.extra_rows, getattr(args, "out", None))
     config = config_from_args(SegmentationConfig, args)
     if config.out is None:
         raise ConfigError("compare needs --out (the folder for the runs and the table)")
-    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     rows = compare_backbones(config, backbones, config.out, args.extra_rows)
     print(format_markdown(rows))
     print(f"-> {Path(config.out) / TABLE_MD}, {Path(config.out) / TABLE_CSV}")

@@ -19,6 +19,7 @@ from cococxr.masks import (
     mask_to_annotations,
     mask_to_polygons,
 )
+from cococxr.preprocess import resize_mask
 from cococxr.rle import coco_rle_encode
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -187,6 +188,20 @@ def test_label_map_later_class_wins():
     assert label_map[1, 1] == 2 and label_map[0, 0] == 1 and label_map[5, 7] == 0
     assert annotations_to_label_map(anns, 6, 8, category_ids=[9, 5])[1, 1] == 2  # 5 now wins
     assert annotations_to_label_map(anns, 6, 8, list(range(300))).dtype == np.uint16
+
+
+@FAST
+@given(hnp.arrays(np.uint8, shapes, elements=st.integers(0, 3)), st.booleans(),
+       st.tuples(st.integers(1, 70), st.integers(1, 70)))
+def test_rasterising_at_a_size_equals_resizing_the_full_mask(label_map, instances, size):
+    """The Sequence's fast path (decode straight to ``size``) is resize_mask, exactly."""
+    anns = label_map_to_annotations(label_map, {1: 11, 2: 12, 3: 13}, image_id=1, instances=instances)
+    h, w = label_map.shape
+    ids = [13, 11, 12]
+    full = annotations_to_channels(anns, h, w, ids)
+    np.testing.assert_array_equal(annotations_to_channels(anns, h, w, ids, size=size), resize_mask(full, size))
+    np.testing.assert_array_equal(annotations_to_label_map(anns, h, w, ids, size=size),
+                                  resize_mask(annotations_to_label_map(anns, h, w, ids), size))
 
 
 def test_duplicate_category_ids_are_rejected():

@@ -190,6 +190,27 @@ def test_wall_clock_budget_stops_training():
     assert len(timer.seconds) == 1
 
 
+def test_compare_without_backbones_only_tabulates_existing_runs(tmp_path, capsys):
+    from cococxr.cli import main
+
+    rows = [{"name": "plain_unet", "dice": 0.92, "segm_AP": 0.75, "train_seconds": 1234.5},
+            {"name": "maskrcnn-torchvision", "dice": 0.86, "segm_AP": 0.44, "ms_per_image": 737.4}]
+    paths = []
+    for row in rows:
+        path = tmp_path / row["name"] / "metrics.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps(row))
+        paths.append(str(path))
+    assert main(["compare", "--extra-rows", *paths, "--out", str(tmp_path / "table")]) == 0
+    table = (tmp_path / "table" / "comparison.md").read_text()
+    assert table in capsys.readouterr().out
+    lines = table.splitlines()
+    assert lines[2].startswith("| plain_unet |") and "| 1234 |" in lines[2] and "0.9200" in lines[2]
+    assert lines[3].startswith("| maskrcnn-torchvision |") and "| 737.4 |" in lines[3]
+    assert main(["compare"]) == 2
+    assert "--backbones to train, or --extra-rows" in capsys.readouterr().err
+
+
 def test_compare_tables_with_extra_rows(trained_run, tmp_path):
     from cococxr.pipelines.compare import ROW_KEYS, compare_backbones
 
@@ -203,7 +224,7 @@ def test_compare_tables_with_extra_rows(trained_run, tmp_path):
     assert [r["name"] for r in rows] == ["plain_unet", "maskrcnn-r50"]
     assert set(rows[0]) == set(ROW_KEYS) and rows[0]["dice"] is not None
     table = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "| model | params | s/epoch | ms/image | Dice | IoU | AP |" in table and "maskrcnn-r50" in table
+    assert "| model | params | s/epoch | train s | ms/image | Dice | IoU | AP |" in table and "maskrcnn-r50" in table
     csv_lines = (tmp_path / "cmp" / "comparison.csv").read_text().splitlines()
     assert csv_lines[0] == ",".join(ROW_KEYS) and len(csv_lines) == 3
     with pytest.raises(ConfigError, match="needs a 'name'"):
