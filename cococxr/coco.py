@@ -102,6 +102,10 @@ class CocoDataset:
         issues: warnings found when loading with ``validate=True`` (or the result of the
             last :meth:`validate` call); datasets derived by :meth:`subset`/:meth:`split`
             are not re-validated and start with no issues.
+        validated: True when the records passed validation without errors (loaded with
+            ``validate=True``, or derived from such a dataset). Readers then skip their
+            own per-annotation checks, so edit a validated dataset's records only through
+            :class:`CocoBuilder` (or set ``validated = False``).
         imgs, anns, cats: id -> record.
         img_to_anns: image id -> list of its annotations (every image has an entry).
         cat_to_imgs: category id -> image ids having at least one annotation of it,
@@ -134,6 +138,7 @@ class CocoDataset:
         self.issues: list[ValidationIssue] = []
         if validate:
             _raise_on_errors(self.validate(), self.source)
+        self.validated = validate
         self._build_index()
 
     def __len__(self) -> int:
@@ -296,7 +301,9 @@ class CocoDataset:
         if "annotations" in data:
             data["annotations"] = [dict(a) for a in data["annotations"] if a["image_id"] in wanted]
         data["categories"] = [dict(c) for c in self.dataset["categories"]]
-        return CocoDataset(data, self.image_root, validate=False)
+        subset = CocoDataset(data, self.image_root, validate=False)
+        subset.validated = self.validated
+        return subset
 
     @classmethod
     def merge(cls, datasets: Iterable["CocoDataset | dict | str | Path"]) -> "CocoDataset":

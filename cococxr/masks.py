@@ -67,17 +67,18 @@ def annotation_to_mask(ann: Mapping, height: int, width: int) -> np.ndarray:
         return segmentation_to_mask(segmentation, height, width)
 
 
-def _union(anns: list[Mapping], height: int, width: int, size: tuple[int, int] | None) -> np.ndarray:
+def _union(anns: list[Mapping], height: int, width: int, size: tuple[int, int] | None,
+           validated: bool) -> np.ndarray:
     """Union of the annotations' masks: their RLEs merged by pycocotools, decoded once."""
     rles = []
     for ann in anns:
         with _naming(ann):
-            rles.append(_segmentation_rle(ann["segmentation"], height, width))
+            rles.append(_segmentation_rle(ann["segmentation"], height, width, validated))
     return _decode_pycoco(rles[0] if len(rles) == 1 else mask_utils.merge(rles), size)
 
 
 def _class_planes(anns: Iterable[Mapping], height: int, width: int, category_ids: Sequence[int],
-                  size: Sequence[int] | None) -> np.ndarray:
+                  size: Sequence[int] | None, validated: bool) -> np.ndarray:
     """(K, h, w) uint8: plane k is the union of the masks of ``category_ids[k]``, at ``size``."""
     index = {cat_id: k for k, cat_id in enumerate(category_ids)}
     if len(index) != len(category_ids):
@@ -92,12 +93,12 @@ def _class_planes(anns: Iterable[Mapping], height: int, width: int, category_ids
     planes = np.zeros((len(groups), *(size or (height, width))), np.uint8)
     for k, group in enumerate(groups):
         if group:
-            planes[k] = _union(group, height, width, size)
+            planes[k] = _union(group, height, width, size, validated)
     return planes
 
 
-def annotations_to_channels(anns: Iterable[Mapping], height: int, width: int,
-                            category_ids: Sequence[int], size: Sequence[int] | None = None) -> np.ndarray:
+def annotations_to_channels(anns: Iterable[Mapping], height: int, width: int, category_ids: Sequence[int],
+                            size: Sequence[int] | None = None, validated: bool = False) -> np.ndarray:
     """One-hot (multi-label) masks: channel k is the union of ``category_ids[k]``'s masks.
 
     Annotations of other categories and label annotations (no segmentation) are skipped.
@@ -108,28 +109,30 @@ def annotations_to_channels(anns: Iterable[Mapping], height: int, width: int,
         category_ids: the category of each channel, in order.
         size: optional output ``(height, width)``: the same as :func:`resize_mask` of
             the full-size result, computed without the full-size copies.
+        validated: the annotations belong to a validated ``CocoDataset``
+            (``dataset.validated``): compressed RLEs are not checked again.
 
     Returns:
         uint8 0/1 array (height, width, len(category_ids)), or ``(*size, K)``.
     """
-    planes = _class_planes(anns, height, width, category_ids, size)
+    planes = _class_planes(anns, height, width, category_ids, size, validated)
     return np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 
-def annotations_to_label_map(anns: Iterable[Mapping], height: int, width: int,
-                             category_ids: Sequence[int], size: Sequence[int] | None = None) -> np.ndarray:
+def annotations_to_label_map(anns: Iterable[Mapping], height: int, width: int, category_ids: Sequence[int],
+                             size: Sequence[int] | None = None, validated: bool = False) -> np.ndarray:
     """Label map: value k+1 where ``category_ids[k]`` is, 0 for background.
 
     Where classes overlap, the one later in ``category_ids`` wins. Annotations of other
-    categories and label annotations (no segmentation) are skipped. ``size`` is as in
-    :func:`annotations_to_channels`.
+    categories and label annotations (no segmentation) are skipped. ``size`` and
+    ``validated`` are as in :func:`annotations_to_channels`.
 
     Returns:
         (height, width) (or ``size``) array, uint8 for up to 255 classes, else uint16.
     """
     if len(category_ids) > np.iinfo(np.uint16).max:
         raise ConfigError(f"a label map holds at most 65535 classes; got {len(category_ids)}")
-    planes = _class_planes(anns, height, width, category_ids, size)
+    planes = _class_planes(anns, height, width, category_ids, size, validated)
     label_map = np.zeros(planes.shape[1:], np.uint8 if len(category_ids) < 256 else np.uint16)
     for k, plane in enumerate(planes):
         label_map[plane != 0] = k + 1

@@ -452,8 +452,16 @@ def _polygons_rle(polygons, height: int, width: int) -> dict:
     return mask_utils.merge(mask_utils.frPyObjects(checked, height, width))
 
 
-def _segmentation_rle(segmentation, height: int, width: int) -> dict:
-    """Any COCO segmentation as pycocotools' RLE (bytes counts), validated."""
+def _segmentation_rle(segmentation, height: int, width: int, validated: bool = False) -> dict:
+    """Any COCO segmentation as pycocotools' RLE (bytes counts), validated.
+
+    ``validated``: the segmentation comes from a validated CocoDataset, so a compressed
+    RLE is handed over as it is (its counts were checked when the dataset was loaded;
+    an RLE size written as [width, height] is read as [height, width], as validation does).
+    """
+    if validated and isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
+        counts = segmentation["counts"]
+        return {"size": [height, width], "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
     if isinstance(segmentation, dict):
         return _pycoco_rle(segmentation, height, width)
     if isinstance(segmentation, (list, tuple)):

@@ -33,7 +33,11 @@ _ITEM_ERRORS = (ImageReadError, CocoFormatError, RLEError)
 def _load_coco(source, image_root) -> CocoDataset:
     """A CocoDataset from a path, a dict or a CocoDataset (re-rooted if ``image_root``)."""
     if isinstance(source, CocoDataset):
-        return source if image_root is None else CocoDataset(source.dataset, image_root, validate=False)
+        if image_root is None:
+            return source
+        rerooted = CocoDataset(source.dataset, image_root, validate=False)
+        rerooted.validated = source.validated
+        return rerooted
     return CocoDataset(source, image_root)
 
 
@@ -306,35 +310,33 @@ class _CocoSequence(keras.utils.Sequence):
 
     # ---------------------------------------------------------------- tf.data
     def as_tf_dataset(self, num_parallel_calls: int = tf.data.AUTOTUNE) -> "tf.data.Dataset":
-        """The same batches as a ``tf.data.Dataset``, items decoded by a parallel map.
+        """The same batches as a ``tf.data.Dataset``, built by a parallel map.
 
         Each full pass over the dataset is one epoch, starting from the Sequence's
         current epoch and counting up by itself (``fit(ds, epochs=n)`` sees the epochs
-        the Sequence would). Items are mapped with ``num_parallel_calls`` threads in a
-        deterministic order, batched exactly as the Sequence batches them, and prefetched.
+        the Sequence would). Whole batches are mapped (one Python call per batch, not per
+        item) with ``num_parallel_calls`` threads in a deterministic order, then prefetched.
         """
         epochs = itertools.count(self.epoch)
 
-        def positions():
+        def batches():
             epoch = next(epochs)
-            for b, batch in enumerate(self._sampler.epoch_indices(epoch)):
-                for j, example in enumerate(batch):
-                    yield int(example), epoch, b * self.batch_size + j
+            for b, examples in enumerate(self._sampler.epoch_indices(epoch)):
+                yield np.asarray(examples, np.int64), epoch, b * self.batch_size
 
-        scalar = tf.TensorSpec((), tf.int64)
-        specs = self._item_specs()
-
-        def load(example, epoch, position):
-            outputs = tf.numpy_function(
-                lambda e, ep, p: [a[0] for a in self._collate([self._item(int(e), int(ep), int(p))])],
-                [example, epoch, position], [dtype for dtype, _ in specs], stateful=False)
+        def load(examples, epoch, first):
+            specs = self._item_specs()
+            outputs = tf.numpy_function(lambda e, ep, f: list(self._batch(e, int(ep), int(f))),
+                                        [examples, epoch, first], [dtype for dtype, _ in specs], stateful=False)
             for tensor, (_, shape) in zip(outputs, specs):
-                tensor.set_shape(shape)
+                tensor.set_shape((None, *shape))
             return outputs[0] if self.subset == "predict" else tuple(outputs)
 
-        dataset = tf.data.Dataset.from_generator(positions, output_signature=(scalar, scalar, scalar))
+        scalar = tf.TensorSpec((), tf.int64)
+        dataset = tf.data.Dataset.from_generator(
+            batches, output_signature=(tf.TensorSpec((None,), tf.int64), scalar, scalar))
         dataset = dataset.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
-        return dataset.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def _input_spec(self) -> tuple:
         """``(dtype, shape)`` of one X item."""
@@ -429,7 +431,8 @@ class CocoSegmentationSequence(_CocoSequence):
         if self.subset == "train":
             height, width = self._native_size(image_id, image)
             rasterise = annotations_to_label_map if self.mask_mode == "sparse" else annotations_to_channels
-            mask = rasterise(self._anns[image_id], height, width, self.cat_ids, size=self.input_size)
+            mask = rasterise(self._anns[image_id], height, width, self.cat_ids, size=self.input_size,
+                             validated=self.coco.validated)
         return resize_image(self._equalize(image), self.input_size), mask
 
     def _item(self, example: int, epoch: int, position: int) -> tuple:

@@ -294,7 +294,9 @@ def assemble(items: Sequence[MaskItem], results: Sequence[ItemResult], decoder: 
         report.notes.append(f"polygons: raster IoU vs the mask min {min(ious):.4f}, mean {np.mean(ious):.4f} "
                             "(polygons are lossy; drop --polygons for exact RLE)")
     # The builder checked every image and annotation as it was added; skip re-validating.
-    return builder.build(image_root, validate=False)
+    dataset = builder.build(image_root, validate=False)
+    dataset.validated = True
+    return dataset
 
 
 def _count(report: ConversionReport, item: MaskItem, result: ItemResult) -> None:

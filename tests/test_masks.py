@@ -200,6 +200,7 @@ def test_rasterising_at_a_size_equals_resizing_the_full_mask(label_map, instance
     ids = [13, 11, 12]
     full = annotations_to_channels(anns, h, w, ids)
     np.testing.assert_array_equal(annotations_to_channels(anns, h, w, ids, size=size), resize_mask(full, size))
+    np.testing.assert_array_equal(annotations_to_channels(anns, h, w, ids, validated=True), full)
     np.testing.assert_array_equal(annotations_to_label_map(anns, h, w, ids, size=size),
                                   resize_mask(annotations_to_label_map(anns, h, w, ids), size))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import json
@@ -17,7 +18,7 @@ from pycocotools.coco import COCO
 
 from cococxr._tf import keras
 from cococxr.coco import CocoBuilder, CocoDataset
-from cococxr.errors import ConfigError, ImageReadError
+from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, RLEError
 from cococxr.io import read_image, read_mask, write_png
 from cococxr.masks import mask_to_annotations
 from cococxr.preprocess import equalize_hist, resize_mask
@@ -323,6 +324,20 @@ def test_on_error_skip_replaces_and_counts(tmp_path, sample_coco):
     for i in range(len(seq)):
         seq[i]
     assert seq.error_report["skipped"] == 2
+
+
+def test_unvalidated_dataset_gets_its_rles_checked_per_item(sample_coco):
+    """Only a validated dataset's RLEs skip the check: bad counts never reach pycocotools."""
+    data = copy.deepcopy(sample_coco.subset(sample_coco.img_ids(["lung"])[:4]).dataset)
+    index, bad = next((i, a) for i, a in enumerate(data["annotations"]) if isinstance(a.get("segmentation"), dict))
+    bad["segmentation"] = {**bad["segmentation"], "counts": "0:0"}  # overruns the image
+    coco = CocoDataset(data, sample_coco.image_root, validate=False)
+    assert not coco.validated and sample_coco.validated and sample_coco.subset([1]).validated
+    seq = CocoSegmentationSequence(coco, ["lung"], batch_size=4, input_size=32, shuffle=False)
+    with pytest.raises(RLEError, match=f"annotation {bad['id']}: compressed COCO RLE counts"):
+        seq[0]
+    with pytest.raises(CocoFormatError, match=rf"annotations\[{index}\]"):
+        CocoDataset(data, sample_coco.image_root)
 
 
 # ------------------------------------------------------------------ training
