@@ -75,6 +75,8 @@ def _cell(key: str, value) -> str:
         return f"{value:.1f}"
     if key == "train_seconds":
         return f"{value:.0f}"
+    if key == "epochs":  # fractional for iteration-based trainers (Mask R-CNN)
+        return f"{value:g}"
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)

@@ -194,7 +194,7 @@ def test_compare_without_backbones_only_tabulates_existing_runs(tmp_path, capsys
     from cococxr.cli import main
 
     rows = [{"name": "plain_unet", "dice": 0.92, "segm_AP": 0.75, "train_seconds": 1234.5},
-            {"name": "maskrcnn-torchvision", "dice": 0.86, "segm_AP": 0.44, "ms_per_image": 737.4}]
+            {"name": "maskrcnn-torchvision", "dice": 0.86, "segm_AP": 0.44, "ms_per_image": 737.4, "epochs": 4.76}]
     paths = []
     for row in rows:
         path = tmp_path / row["name"] / "metrics.json"
@@ -207,6 +207,7 @@ def test_compare_without_backbones_only_tabulates_existing_runs(tmp_path, capsys
     lines = table.splitlines()
     assert lines[2].startswith("| plain_unet |") and "| 1234 |" in lines[2] and "0.9200" in lines[2]
     assert lines[3].startswith("| maskrcnn-torchvision |") and "| 737.4 |" in lines[3]
+    assert lines[3].endswith("| 4.76 |")
     assert main(["compare"]) == 2
     assert "--backbones to train, or --extra-rows" in capsys.readouterr().err
 
