@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cococxr.errors import ConfigError
+from cococxr.pipelines.batchnorm import check_bn_momentum, set_bn_momentum
 from cococxr.pipelines.config import (add_config_arguments, config_from_args, config_to_dict, load_config,
                                       option, save_config)
 from cococxr.pipelines.thresholds import TUNE_MODES
@@ -117,8 +118,7 @@ def _check(cfg: ClassificationConfig) -> None:
     if not 0 < cfg.target_sensitivity <= 1:
         raise ConfigError(f"target_sensitivity must be in (0, 1], got {cfg.target_sensitivity}")
     parse_model_options(cfg.model_options)
-    if cfg.bn_momentum is not None and not 0 <= cfg.bn_momentum < 1:
-        raise ConfigError(f"bn_momentum must be in [0, 1), got {cfg.bn_momentum}")
+    check_bn_momentum(cfg.bn_momentum)
 
 
 def parse_model_options(text: str | None) -> dict:
@@ -139,21 +139,6 @@ def parse_model_options(text: str | None) -> dict:
         raise ConfigError(f"model_options: {taken} are set by their own flags (--optimizer, --lr, --weights, "
                           f"--input-size, --classes)")
     return options
-
-
-def set_bn_momentum(model, momentum: float) -> int:
-    """Set the momentum of every BatchNormalization layer (nested models too); returns how many.
-
-    Keras' default 0.99 keeps about 1 % of each batch's statistics: the moving mean and
-    variance that inference uses need hundreds of steps to forget their initial 0 and 1,
-    more than a short training on a few hundred images has. Call before ``fit``.
-    """
-    from cococxr._tf import keras
-
-    layers = [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]
-    for layer in layers:
-        layer.momentum = float(momentum)
-    return len(layers)
 
 
 def _build_model(cfg: ClassificationConfig, num_classes: int):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cococxr.errors import ConfigError
+from cococxr.pipelines.batchnorm import check_bn_momentum, set_bn_momentum
 from cococxr.pipelines.config import (add_config_arguments, config_from_args, config_to_dict,
                                       load_config, option, save_config)
 from cococxr.pipelines.runs import STRATEGIES
@@ -64,6 +65,9 @@ class SegmentationConfig:
     encoder_weights: str | None = option(None, "none, imagenet (downloads; needs network) or a .h5 file",
                                          metavar="WEIGHTS")
     encoder_freeze: bool = option(False, "freeze the encoder (only sensible with pretrained weights)")
+    bn_momentum: float | None = option(None, "momentum of every BatchNormalization layer (default: the "
+                                             "model's, 0.99 or MobileNetV2's 0.999); 0.9 lets the statistics "
+                                             "used at inference catch up in a short training from scratch")
     input_size: int = option(256, "images are resized to SIZE x SIZE", metavar="SIZE")
     channels: int = option(1, "input channels (1 = grayscale, 3 = gray repeated)", choices=(1, 3))
     preprocessing: str | None = option(None, "backbone name whose input normalisation to apply "
@@ -117,6 +121,7 @@ def _check(config: SegmentationConfig) -> None:
     for name in ("epochs", "batch_size", "input_size"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    check_bn_momentum(config.bn_momentum)
 
 
 def _arch_kwargs(config: SegmentationConfig) -> dict:
@@ -214,6 +219,8 @@ def train_segmentation(config=None, **overrides) -> dict:
                                          input_shape=(cfg.input_size, cfg.input_size, cfg.channels),
                                          encoder_weights=cfg.encoder_weights,
                                          encoder_freeze=cfg.encoder_freeze, **_arch_kwargs(cfg))
+        if cfg.bn_momentum is not None:
+            set_bn_momentum(model, cfg.bn_momentum)
         compile_segmentation_model(model, cfg.loss, cfg.lr, cfg.optimizer, cfg.classes)
     model_path = work_dir / f"model.{cfg.model_format}"
     cbs = build_callbacks(work_dir, model_path, monitor=BEST_MONITOR, mode="max",

@@ -190,6 +190,24 @@ def test_wall_clock_budget_stops_training():
     assert len(timer.seconds) == 1
 
 
+def test_bn_momentum_reaches_every_batchnorm_of_the_saved_model(tmp_path):
+    """MobileNetV2's BatchNorms default to momentum 0.999: --bn-momentum must reach all of them."""
+    from cococxr._tf import keras
+    from cococxr.models.io import load_model
+    from cococxr.pipelines.segmentation import train_segmentation
+
+    train, val = tiny_coco(tmp_path)
+    config = {**TINY, "arch": "unet", "backbone": "mobilenetv2", "input_size": 32, "steps_per_epoch": 1,
+              "tensorboard": False, "overlays": 0}
+    result = train_segmentation(train=str(train), val=str(val), out=str(tmp_path / "run"), bn_momentum=0.9,
+                                **config)
+    model = load_model(result["model"], compile=False)
+    momenta = {m.momentum for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+    with pytest.raises(ConfigError, match=r"bn_momentum must be in \[0, 1\)"):
+        train_segmentation(train=str(train), val=str(val), out=str(tmp_path / "bad"), bn_momentum=1.0, **config)
+
+
 def test_compare_without_backbones_only_tabulates_existing_runs(tmp_path, capsys):
     from cococxr.cli import main
 
