@@ -78,7 +78,11 @@ class Recipe:
     seg_lr: float = 1e-3
     seg_steps: int | None = None
     seg_seconds: float | None = 360.0
-    cls_model: str = "separable_cnn"
+    # the small CNN of the classification study (docs/results.md): with Keras' BatchNorm
+    # momentum, a classifier this short-trained predicts one class for every image
+    cls_model: str = "cnn"
+    cls_model_options: str = "base_filters=16;dense_units=64"
+    cls_bn_momentum: float = 0.9
     cls_size: int = 128
     cls_epochs: int = 15
     cls_batch: int = 16
@@ -253,6 +257,7 @@ def train_masked_classifier(layout: Layout, recipe: Recipe, cfg: DemoConfig) -> 
     result = train_classifier(
         train=str(layout.split_file("train")), val=str(layout.split_file("val")),
         classes=f"{positive}={positive};other=*", positive_class=positive, model=recipe.cls_model,
+        model_options=recipe.cls_model_options, bn_momentum=recipe.cls_bn_momentum,
         mask_with=str(layout.seg_model.resolve()), mask_classes=[MASK_CLASS], input_size=recipe.cls_size,
         balance=True, augment="light", epochs=recipe.cls_epochs, batch_size=recipe.cls_batch,
         steps_per_epoch=recipe.cls_steps, max_train_seconds=recipe.cls_seconds, tune="f1",
