@@ -20,7 +20,7 @@ from cococxr.coco import CocoDataset
 from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, RLEError
 from cococxr.io import read_image, to_float01
 from cococxr.masks import annotations_to_channels, annotations_to_label_map
-from cococxr.preprocess import apply_mask, clahe, equalize_hist, resize_image, resize_mask, to_gray
+from cococxr.preprocess import apply_mask, clahe, equalize_hist, resize_image, to_gray
 from cococxr.sampling import BalancedSampler, ShuffledSampler
 
 _EQUALIZERS = {"hist": equalize_hist, "clahe": clahe}
@@ -574,9 +574,9 @@ class CocoClassificationSequence(_CocoSequence):
         if self.mask_with != "coco":
             return resize_image(self._equalize(image), self.input_size)
         height, width = self._native_size(image_id, image)
-        mask = annotations_to_channels(self._mask_anns[image_id], height, width, self._mask_cat_ids).max(axis=2)
-        image = resize_image(self._equalize(image), self.input_size)
-        return self._equalize(apply_mask(image, resize_mask(mask, self.input_size)))
+        mask = annotations_to_channels(self._mask_anns[image_id], height, width, self._mask_cat_ids,
+                                       size=self.input_size, validated=self.coco.validated).max(axis=2)
+        return self._equalize(apply_mask(resize_image(self._equalize(image), self.input_size), mask))
 
     def _item(self, example: int, epoch: int, position: int) -> tuple:
         """``(image, label)`` (or ``(image,)`` for "predict") of one item at input size, unscaled."""

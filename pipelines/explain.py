@@ -61,7 +61,6 @@ def _folder_masks(folder: Path, coco, size: int):
 def _coco_masks(mask_coco, coco, mask_classes, size: int):
     """Lung masks from a COCO file's annotations, matched by file name (then by base name)."""
     from cococxr.masks import annotations_to_channels
-    from cococxr.preprocess import resize_mask
 
     cat_ids = [i for i, cat in mask_coco.cats.items() if cat["name"] in set(mask_classes)]
     if not cat_ids:
@@ -81,8 +80,8 @@ def _coco_masks(mask_coco, coco, mask_classes, size: int):
                 out.append(None)
                 continue
             record = mask_coco.imgs[match]
-            mask = annotations_to_channels(anns, int(record["height"]), int(record["width"]), cat_ids).max(axis=2)
-            out.append(resize_mask(mask, (size, size)))
+            out.append(annotations_to_channels(anns, int(record["height"]), int(record["width"]), cat_ids,
+                                               size=(size, size)).max(axis=2))
         return out
 
     return masks
