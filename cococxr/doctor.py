@@ -14,19 +14,16 @@ Markdown (default) or JSON; ``cococxr doctor`` exits with 1 when it holds an err
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import re
-import sys
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from cococxr.atomic import atomic_write_text
 from cococxr.coco import CocoDataset, ValidationIssue, is_label_annotation, validate_dataset
 from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, UnsafePathError
 from cococxr.io import read_image
@@ -460,36 +457,6 @@ def diagnose(dataset: str | Path, image_root: str | Path | None = None, *, split
         findings += _split_findings(checked, patient_key)
     findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     return DoctorReport([c.summary for c in checked], findings)
-
-
-# ------------------------------------------------------------------------ CLI
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr doctor``."""
-    parser.add_argument("dataset", help="COCO JSON file")
-    parser.add_argument("--image-root", default=None,
-                        help="images folder for every file (default: info.image_root in each file, else its folder)")
-    parser.add_argument("--splits", nargs="+", default=[], metavar="JSON",
-                        help="other split files of the same data: checked too, and for patient/image leakage")
-    parser.add_argument("--out", "-o", help="write the report here (.json: JSON; else Markdown); default: print it")
-    parser.add_argument("--format", choices=("markdown", "json"), help="report format (default: from --out)")
-    parser.add_argument("--no-images", action="store_true",
-                        help="skip the image file checks (missing, unreadable, size, duplicates)")
-    parser.add_argument("--patient-key", default="patient_id", help="image key of the patient (default: patient_id)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr doctor``; exit code 1 when the report holds an error."""
-    report = diagnose(args.dataset, args.image_root, splits=args.splits, check_files=not args.no_images,
-                      patient_key=args.patient_key)
-    fmt = args.format or ("json" if args.out and args.out.lower().endswith(".json") else "markdown")
-    text = json.dumps(report.to_dict(), indent=2, default=str) + "\n" if fmt == "json" else report.to_markdown()
-    if args.out:
-        atomic_write_text(args.out, text)
-        print(f"{report.count('error')} error(s), {report.count('warning')} warning(s), "
-              f"{report.count('info')} note(s) -> {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 1 if report.count("error") else 0
 
 
 __all__ = ["FIXES", "DoctorReport", "Finding", "diagnose"]

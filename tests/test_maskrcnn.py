@@ -15,7 +15,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from cococxr.errors import ConfigError, MissingDependencyError
-from cococxr.pipelines.maskrcnn_labels import LabelMap
+from cococxr.pipelines.maskrcnn.labels import LabelMap
 from seg_data import SAMPLE, tiny_coco
 
 pytestmark = pytest.mark.torch
@@ -25,7 +25,7 @@ TORCH_REASON = "torch/torchvision not installed: pip install 'cococxr[baseline]'
 @pytest.fixture(scope="module")
 def torch():
     """torch, imported the way the pipeline imports it (shielded from TensorFlow), or skip."""
-    from cococxr.pipelines.maskrcnn_model import shield_from_tensorflow
+    from cococxr.pipelines.maskrcnn.model import shield_from_tensorflow
 
     shield_from_tensorflow()
     pytest.importorskip("torchvision", reason=TORCH_REASON)
@@ -82,8 +82,8 @@ def test_label_map_orders_mask_categories_by_id():
 
 
 def test_config_checks_name_the_bad_value():
-    from cococxr.pipelines.maskrcnn import MaskRCNNConfig, check_config
-    from cococxr.pipelines.config import load_config
+    from cococxr.pipelines.maskrcnn.train import MaskRCNNConfig, check_config
+    from cococxr.config import load_config
 
     def check(**values):
         check_config(load_config(MaskRCNNConfig, {"train": "t.json", "val": "v.json", **values}))
@@ -112,8 +112,8 @@ def _truth_instances(coco, label_map: LabelMap):
 
 def test_ground_truth_as_predictions_scores_ap_one(tmp_path):
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.compare import comparison_row
-    from cococxr.pipelines.maskrcnn_eval import score_instances
+    from cococxr.pipelines.segmentation.compare import comparison_row
+    from cococxr.pipelines.maskrcnn.evaluate import score_instances
 
     _, val = tiny_coco(tmp_path)
     coco = CocoDataset(val)
@@ -141,8 +141,8 @@ def test_ground_truth_as_predictions_scores_ap_one(tmp_path):
 
 def test_missing_torch_fails_at_once_with_the_install_hint(monkeypatch, capsys):
     from cococxr.cli import main
-    from cococxr.pipelines.maskrcnn import train_maskrcnn
-    from cococxr.pipelines.maskrcnn_eval import evaluate_maskrcnn
+    from cococxr.pipelines.maskrcnn.train import train_maskrcnn
+    from cococxr.pipelines.maskrcnn.evaluate import evaluate_maskrcnn
 
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     monkeypatch.setitem(sys.modules, "torchvision", None)
@@ -155,7 +155,7 @@ def test_missing_torch_fails_at_once_with_the_install_hint(monkeypatch, capsys):
 
 
 def test_missing_detectron2_fails_at_once_with_the_install_hint(torch, monkeypatch):
-    from cococxr.pipelines.maskrcnn import train_maskrcnn
+    from cococxr.pipelines.maskrcnn.train import train_maskrcnn
 
     monkeypatch.setitem(sys.modules, "detectron2", None)
     with pytest.raises(MissingDependencyError, match=r"git\+https://github.com/facebookresearch/detectron2.git"):
@@ -166,7 +166,7 @@ def test_missing_detectron2_fails_at_once_with_the_install_hint(torch, monkeypat
 def test_dataset_targets_come_from_the_masks(torch, caplog):
     from cococxr.coco import CocoDataset
     from cococxr.io import read_image
-    from cococxr.pipelines.maskrcnn_data import CocoMaskRCNNDataset
+    from cococxr.pipelines.maskrcnn.data import CocoMaskRCNNDataset
 
     coco = CocoDataset(_coco_dict())
     label_map = LabelMap.from_coco(coco)
@@ -196,8 +196,8 @@ def test_dataset_targets_come_from_the_masks(torch, caplog):
 
 
 def test_optimizer_clips_the_global_gradient_norm(torch):
-    from cococxr.pipelines.config import load_config
-    from cococxr.pipelines.maskrcnn import MaskRCNNConfig, build_optimizer
+    from cococxr.config import load_config
+    from cococxr.pipelines.maskrcnn.train import MaskRCNNConfig, build_optimizer
 
     base = {"train": "t.json", "val": "v.json"}
     model = torch.nn.Linear(4, 1, bias=False)
@@ -229,8 +229,8 @@ def trained_run(torch, tmp_path_factory):
 
 
 def test_two_training_iterations_stay_finite(torch, trained_run):
-    from cococxr.pipelines.compare import read_extra_row
-    from cococxr.pipelines.maskrcnn_model import read_checkpoint
+    from cococxr.pipelines.segmentation.compare import read_extra_row
+    from cococxr.pipelines.maskrcnn.model import read_checkpoint
 
     run_dir, _ = trained_run
     for name in ("config.json", "model.pt", "history.csv", "loss_curves.png", "metrics.json",
@@ -266,9 +266,9 @@ def test_evaluate_command_writes_a_comparison_row(torch, trained_run, tmp_path, 
 
 
 def test_checkpoint_round_trip_predicts_identically(torch, tmp_path):
-    from cococxr.pipelines.maskrcnn_data import read_rgb01
-    from cococxr.pipelines.maskrcnn_eval import TorchvisionPredictor, load_predictor
-    from cococxr.pipelines.maskrcnn_model import build_maskrcnn, save_checkpoint
+    from cococxr.pipelines.maskrcnn.data import read_rgb01
+    from cococxr.pipelines.maskrcnn.evaluate import TorchvisionPredictor, load_predictor
+    from cococxr.pipelines.maskrcnn.model import build_maskrcnn, save_checkpoint
 
     torch.manual_seed(0)
     label_map = LabelMap((1, 2), ("lung", "heart"))
@@ -287,7 +287,7 @@ def test_checkpoint_round_trip_predicts_identically(torch, tmp_path):
 
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(torch, tmp_path):
-    from cococxr.pipelines.maskrcnn_model import read_checkpoint
+    from cococxr.pipelines.maskrcnn.model import read_checkpoint
 
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="not a cococxr Mask R-CNN checkpoint"):

@@ -22,7 +22,7 @@ REASON = ("detectron2 is not installed (not on PyPI): pip install --no-build-iso
 @pytest.fixture(scope="module")
 def detectron2():
     """detectron2, imported as the pipeline imports it (shielded from TensorFlow), or skip."""
-    from cococxr.pipelines.maskrcnn_model import shield_from_tensorflow
+    from cococxr.pipelines.maskrcnn.model import shield_from_tensorflow
 
     shield_from_tensorflow()
     torch = pytest.importorskip("torch", reason="torch is not installed: pip install 'cococxr[baseline]'")
@@ -34,8 +34,8 @@ def detectron2():
 
 
 def _settings(**overrides) -> dict:
-    from cococxr.pipelines.config import config_to_dict, load_config
-    from cococxr.pipelines.maskrcnn import MaskRCNNConfig
+    from cococxr.config import config_to_dict, load_config
+    from cococxr.pipelines.maskrcnn.train import MaskRCNNConfig
 
     return config_to_dict(load_config(MaskRCNNConfig, {"train": "t.json", "val": "v.json", **overrides}))
 
@@ -43,8 +43,8 @@ def _settings(**overrides) -> dict:
 def test_config_is_the_r50_fpn_mask_rcnn_of_the_torchvision_backend(detectron2):
     from detectron2.modeling import build_model
 
-    from cococxr.pipelines.maskrcnn_detectron2 import build_cfg
-    from cococxr.pipelines.maskrcnn_model import build_maskrcnn, count_parameters
+    from cococxr.pipelines.maskrcnn.detectron2 import build_cfg
+    from cococxr.pipelines.maskrcnn.model import build_maskrcnn, count_parameters
 
     cfg = build_cfg(_settings(min_size=128, max_size=160), 2)
     assert cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN" and cfg.MODEL.MASK_ON
@@ -78,8 +78,8 @@ def trained_run(detectron2, tmp_path_factory):
 def test_two_training_iterations_stay_finite_and_both_evaluations_agree(detectron2, trained_run):
     import torch
 
-    from cococxr.pipelines.compare import read_extra_row
-    from cococxr.pipelines.maskrcnn_model import read_checkpoint
+    from cococxr.pipelines.segmentation.compare import read_extra_row
+    from cococxr.pipelines.maskrcnn.model import read_checkpoint
 
     run_dir, _ = trained_run
     for name in ("config.json", "model.pt", "history.csv", "loss_curves.png", "metrics.json",
@@ -105,10 +105,10 @@ def test_two_training_iterations_stay_finite_and_both_evaluations_agree(detectro
 
 
 def test_checkpoint_round_trip_predicts_identically(detectron2, trained_run, tmp_path):
-    from cococxr.pipelines.maskrcnn_data import read_rgb01
-    from cococxr.pipelines.maskrcnn_eval import load_predictor
-    from cococxr.pipelines.maskrcnn_model import read_checkpoint, save_checkpoint
-    from cococxr.pipelines.maskrcnn_labels import LabelMap
+    from cococxr.pipelines.maskrcnn.data import read_rgb01
+    from cococxr.pipelines.maskrcnn.evaluate import load_predictor
+    from cococxr.pipelines.maskrcnn.model import read_checkpoint, save_checkpoint
+    from cococxr.pipelines.maskrcnn.labels import LabelMap
 
     run_dir, _ = trained_run
     first, payload = load_predictor(run_dir, device="cpu")

@@ -12,10 +12,10 @@ import pytest
 
 from cococxr.coco import STRATIFY_BY_LABELS, CocoDataset
 from cococxr.errors import ConfigError
-from cococxr.pipelines.classification import ClassificationConfig
-from cococxr.pipelines.classification_labels import merge_labels, resolve_classes
-from cococxr.pipelines.config import add_config_arguments, config_from_args
-from cococxr.pipelines.thresholds import ClassifierSidecar, decide, read_sidecar, sidecar_path, write_sidecar
+from cococxr.pipelines.classification.train import ClassificationConfig
+from cococxr.pipelines.classification.labels import merge_labels, resolve_classes
+from cococxr.config import add_config_arguments, config_from_args
+from cococxr.pipelines.classification.thresholds import ClassifierSidecar, decide, read_sidecar, sidecar_path, write_sidecar
 from conftest import SAMPLE
 
 TINY = dict(model="cnn", model_options="n_blocks=2;base_filters=4;dense_units=8;batch_norm=false", input_size=64,
@@ -74,7 +74,7 @@ def test_config_file_and_flags_resolve_to_the_same_config(tmp_path):
 
 
 def test_model_options_are_parsed_as_yaml_values():
-    from cococxr.pipelines.classification import parse_model_options
+    from cococxr.pipelines.classification.train import parse_model_options
 
     assert parse_model_options("batch_norm=false; base_filters=16;filters=[8, 16];pooling=max") == {
         "batch_norm": False, "base_filters": 16, "filters": [8, 16], "pooling": "max"}
@@ -87,7 +87,7 @@ def test_model_options_are_parsed_as_yaml_values():
 
 def test_config_models_mirror_the_classifier_registry():
     from cococxr.models.classifiers import CLASSIFIERS
-    from cococxr.pipelines.classification import SCRATCH_MODELS, TRANSFER_MODELS
+    from cococxr.pipelines.classification.train import SCRATCH_MODELS, TRANSFER_MODELS
 
     assert set(SCRATCH_MODELS + TRANSFER_MODELS) == set(CLASSIFIERS)
 
@@ -136,14 +136,14 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(data):
-    from cococxr.pipelines.classification import train_classifier
+    from cococxr.pipelines.classification.train import train_classifier
 
     return train_classifier(train=str(data["train"]), val=str(data["val"]), classes="COVID-19", one_vs_rest=True,
                             out=str(data["folder"] / "run"), **TINY)
 
 
 def test_train_two_steps_writes_every_run_artifact(trained):
-    from cococxr.pipelines.runs import read_history_csv
+    from cococxr.pipelines.engine.runs import read_history_csv
 
     run = Path(trained["run_dir"])
     for name in ("config.json", "model.h5", "model.cococxr.json", "history.csv", "learning_curves.png", "metrics.json",
@@ -226,7 +226,7 @@ def test_evaluate_on_an_unbalanced_set_equals_sklearn(trained, data, tmp_path):
 
 
 def test_explain_writes_overlays_and_in_lung_energy_shares(trained, data, tmp_path):
-    from cococxr.pipelines.explain import explain_classifier
+    from cococxr.pipelines.classification.explain import explain_classifier
 
     result = explain_classifier(trained["model"], [str(data["val"])], tmp_path / "ex", mask_coco=str(data["val"]),
                                 method="gradcam++", progress=False)
@@ -259,7 +259,7 @@ def seg_model(data):
 
 def test_mask_with_coco_and_a_seg_model_zero_what_the_model_sees_outside_the_lungs(data, seg_model):
     from cococxr.masks import annotations_to_channels
-    from cococxr.pipelines.classification_data import LungMasker, classifier_sequence, labelled_coco, mask_source
+    from cococxr.pipelines.classification.data import LungMasker, classifier_sequence, labelled_coco, mask_source
     from cococxr.preprocess import resize_mask
 
     raw = CocoDataset(data["train"])
@@ -305,7 +305,7 @@ def _brightness_classifier(folder, mask_with: str):
 
 
 def test_predict_with_a_u_net_masked_classifier_uses_its_seg_model(seg_model, tmp_path):
-    from cococxr.pipelines.classification_predict import predict_classifier
+    from cococxr.pipelines.classification.predict import predict_classifier
 
     images = [str(SAMPLE / "images")]
     whole = predict_classifier(_brightness_classifier(tmp_path, "none"), images, progress=False)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.config import add_config_arguments, config_from_args, load_config
-from cococxr.pipelines.segmentation import SegmentationConfig
+from cococxr.config import add_config_arguments, config_from_args, load_config
+from cococxr.pipelines.segmentation.train import SegmentationConfig
 from seg_data import tiny_coco
 
 TINY = dict(arch="plain_unet", filters=[4, 8], input_size=64, epochs=1, steps_per_epoch=2, batch_size=2,
@@ -37,7 +37,7 @@ def test_config_file_and_flags_resolve_to_the_same_config(tmp_path):
     assert from_file.filters == [4, 8]
     # flags override the file; the saved config reads back identically
     assert _parse(["--config", str(tmp_path / "cfg.yaml"), "--input-size", "64"]).input_size == 64
-    from cococxr.pipelines.config import save_config
+    from cococxr.config import save_config
 
     save_config(from_file, tmp_path / "config.json")
     assert load_config(SegmentationConfig, tmp_path / "config.json") == from_file
@@ -68,7 +68,7 @@ def _truth_masks(coco, classes):
 
 def test_perfect_predictions_score_dice_one(tmp_path):
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.segmentation_eval import score_predictions
+    from cococxr.pipelines.segmentation.evaluate import score_predictions
 
     _, val = tiny_coco(tmp_path)
     coco = CocoDataset(val)
@@ -84,7 +84,7 @@ def test_perfect_predictions_score_dice_one(tmp_path):
 def test_uw_madison_score_groups_case_day_volumes():
     from cococxr.coco import CocoBuilder
     from cococxr.masks import mask_to_annotations
-    from cococxr.pipelines.segmentation_eval import score_predictions
+    from cococxr.pipelines.segmentation.evaluate import score_predictions
 
     builder = CocoBuilder()
     cat = builder.add_category("stomach", "anatomy")
@@ -104,7 +104,7 @@ def test_uw_madison_score_groups_case_day_volumes():
 # ---------------------------------------------------------------- training run (TensorFlow)
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from cococxr.pipelines.segmentation import train_segmentation
+    from cococxr.pipelines.segmentation.train import train_segmentation
 
     folder = tmp_path_factory.mktemp("seg")
     train, val = tiny_coco(folder)
@@ -179,7 +179,7 @@ def test_predict_writes_masks_and_coco(trained_run, tmp_path):
 
 def test_wall_clock_budget_stops_training():
     from cococxr._tf import keras
-    from cococxr.pipelines.callbacks import EpochTimer, WallClockBudget
+    from cococxr.pipelines.engine.callbacks import EpochTimer, WallClockBudget
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
@@ -194,7 +194,7 @@ def test_bn_momentum_reaches_every_batchnorm_of_the_saved_model(tmp_path):
     """MobileNetV2's BatchNorms default to momentum 0.999: --bn-momentum must reach all of them."""
     from cococxr._tf import keras
     from cococxr.models.io import load_model
-    from cococxr.pipelines.segmentation import train_segmentation
+    from cococxr.pipelines.segmentation.train import train_segmentation
 
     train, val = tiny_coco(tmp_path)
     config = {**TINY, "arch": "unet", "backbone": "mobilenetv2", "input_size": 32, "steps_per_epoch": 1,
@@ -231,7 +231,7 @@ def test_compare_without_backbones_only_tabulates_existing_runs(tmp_path, capsys
 
 
 def test_compare_tables_with_extra_rows(trained_run, tmp_path):
-    from cococxr.pipelines.compare import ROW_KEYS, compare_backbones
+    from cococxr.pipelines.segmentation.compare import ROW_KEYS, compare_backbones
 
     result, train, val = trained_run
     extra = tmp_path / "maskrcnn" / "metrics.json"

@@ -29,7 +29,7 @@ from cococxr._tf import tf
 if {logical_cpus}:
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * {logical_cpus})
-from cococxr.pipelines.segmentation import train_segmentation
+from cococxr.pipelines.segmentation.train import train_segmentation
 result = train_segmentation(train={train!r}, val={val!r}, out={out!r}, strategy={strategy!r},
                             arch="plain_unet", filters=[4, 8], input_size=64, epochs=1, steps_per_epoch=2,
                             validation_steps=1,
@@ -128,8 +128,8 @@ def test_multiworker_strategy_with_two_local_workers(tiny, tmp_path):
 
 
 def test_strategy_errors_are_config_errors(tiny, monkeypatch):
-    from cococxr.pipelines.runs import make_strategy
-    from cococxr.pipelines.segmentation import train_segmentation
+    from cococxr.pipelines.engine.runs import make_strategy
+    from cococxr.pipelines.segmentation.train import train_segmentation
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="TF_CONFIG"):

@@ -4,7 +4,7 @@ Inputs are image files, folders (``--recursive`` for subfolders) or one COCO JSO
 Each image is fed as the classifier's sidecar describes (for a U-Net-masked classifier,
 its lungs are predicted by the segmentation model recorded there or given with
 ``--seg-model``) and decided with the sidecar's tuned threshold
-(:func:`cococxr.pipelines.thresholds.decide`). Results go to a CSV or JSON file
+(:func:`cococxr.pipelines.classification.thresholds.decide`). Results go to a CSV or JSON file
 (``--out``, by suffix) and a summary to the terminal.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ OUT_SUFFIXES = (".csv", ".json")
 
 def prediction_rows(preds, sidecar) -> list[dict]:
     """One dict per image: file, each class's probability, the most probable class and the decision."""
-    from cococxr.pipelines.thresholds import decide
+    from cococxr.pipelines.classification.thresholds import decide
 
     names = sidecar.class_names
     most_probable = decide(preds.probs)
@@ -32,7 +32,7 @@ def prediction_rows(preds, sidecar) -> list[dict]:
 
 def _write(out: Path, rows: list[dict], sidecar, model_path) -> None:
     from cococxr.atomic import atomic_open
-    from cococxr.pipelines.runs import write_json
+    from cococxr.pipelines.engine.runs import write_json
 
     if out.suffix.lower() == ".json":
         write_json(out, {"model": str(model_path), "class_names": sidecar.class_names,
@@ -64,7 +64,7 @@ def predict_classifier(model_path, inputs: list, out=None, *, seg_model=None, th
     Returns:
         The rows of :func:`prediction_rows`, in input order.
     """
-    from cococxr.pipelines.classification_data import (classifier_sequence, input_coco, load_classifier,
+    from cococxr.pipelines.classification.data import (classifier_sequence, input_coco, load_classifier,
                                                        mask_source, predict)
 
     if out is not None and Path(out).suffix.lower() not in OUT_SUFFIXES:

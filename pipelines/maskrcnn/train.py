@@ -4,9 +4,9 @@ Two backends train the same architecture from random weights (no downloads):
 
 * ``torchvision`` (default; ``pip install 'cococxr[baseline]'``):
   ``maskrcnn_resnet50_fpn(weights=None, weights_backbone=None)`` fed by
-  :class:`~cococxr.pipelines.maskrcnn_data.CocoMaskRCNNDataset`, trained by the loop here;
+  :class:`~cococxr.pipelines.maskrcnn.data.CocoMaskRCNNDataset`, trained by the loop here;
 * ``detectron2`` (when ``import detectron2`` works): see
-  :mod:`cococxr.pipelines.maskrcnn_detectron2`.
+  :mod:`cococxr.pipelines.maskrcnn.detectron2`.
 
 Both use :func:`build_optimizer` (AdamW by default, or SGD with momentum 0.9; global
 gradient-norm clipping), a linear warm-up from lr/1000 and then a constant learning
@@ -18,7 +18,7 @@ at most ``max_size``; predictions come back at the original size. The run folder
 state_dict, label map, config, training facts; rewritten atomically every
 ``checkpoint_every`` iterations and at the end), ``history.csv`` (losses per iteration),
 ``loss_curves.png``, and the validation evaluation of
-:func:`~cococxr.pipelines.maskrcnn_eval.evaluate_maskrcnn`: ``metrics.json`` (a
+:func:`~cococxr.pipelines.maskrcnn.evaluate.evaluate_maskrcnn`: ``metrics.json`` (a
 ``cococxr compare`` row), ``per_image.csv`` and ``overlays/``.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.config import (add_config_arguments, config_from_args, config_to_dict, load_config,
+from cococxr.config import (add_config_arguments, config_from_args, config_to_dict, load_config,
                                       option, save_config)
 
 log = logging.getLogger(__name__)
@@ -224,8 +224,8 @@ def _fit_torchvision(config: MaskRCNNConfig, run_dir: Path, train_coco, label_ma
     """The training loop; returns ``(model, train_stats)``."""
     from tqdm.auto import tqdm
 
-    from cococxr.pipelines.maskrcnn_data import CocoMaskRCNNDataset, collate
-    from cococxr.pipelines.maskrcnn_model import build_maskrcnn, require_torch, resolve_device, save_checkpoint
+    from cococxr.pipelines.maskrcnn.data import CocoMaskRCNNDataset, collate
+    from cococxr.pipelines.maskrcnn.model import build_maskrcnn, require_torch, resolve_device, save_checkpoint
 
     torch, _ = require_torch()
     torch.manual_seed(config.seed)
@@ -282,16 +282,16 @@ def train_maskrcnn(config=None, **overrides) -> dict:
     """
     cfg = load_config(MaskRCNNConfig, config, **overrides)
     check_config(cfg)
-    from cococxr.pipelines.maskrcnn_model import require_torch
+    from cococxr.pipelines.maskrcnn.model import require_torch
 
     require_torch()
     if cfg.backend == "detectron2":
-        from cococxr.pipelines.maskrcnn_detectron2 import require_detectron2
+        from cococxr.pipelines.maskrcnn.detectron2 import require_detectron2
 
         require_detectron2()
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.maskrcnn_labels import LabelMap
-    from cococxr.pipelines.runs import create_run_dir
+    from cococxr.pipelines.maskrcnn.labels import LabelMap
+    from cococxr.pipelines.engine.runs import create_run_dir
 
     train_coco, val_coco = CocoDataset(cfg.train, cfg.image_root), CocoDataset(cfg.val, cfg.image_root)
     label_map = LabelMap.from_coco(train_coco)
@@ -300,16 +300,16 @@ def train_maskrcnn(config=None, **overrides) -> dict:
     log.info("training Mask R-CNN (%s) on %s, classes %s -> %s", cfg.backend, cfg.train,
              ", ".join(label_map.names), run_dir)
     if cfg.backend == "detectron2":
-        from cococxr.pipelines.maskrcnn_detectron2 import fit_detectron2
+        from cococxr.pipelines.maskrcnn.detectron2 import fit_detectron2
 
         predictor, stats, evaluator = fit_detectron2(cfg, run_dir, train_coco, label_map)
         stats = {**stats, "detectron2_evaluator": evaluator}
     else:
-        from cococxr.pipelines.maskrcnn_eval import TorchvisionPredictor
+        from cococxr.pipelines.maskrcnn.evaluate import TorchvisionPredictor
 
         model, stats = _fit_torchvision(cfg, run_dir, train_coco, label_map)
         predictor = TorchvisionPredictor(model, label_map)
-    from cococxr.pipelines.maskrcnn_eval import evaluate_predictor
+    from cococxr.pipelines.maskrcnn.evaluate import evaluate_predictor
 
     metrics = evaluate_predictor(predictor, val_coco, out=run_dir, name=run_name(cfg), train_stats=stats,
                                  score_threshold=cfg.score_threshold,
@@ -326,7 +326,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr train maskrcnn``."""
-    from cococxr.pipelines.maskrcnn_eval import format_metrics
+    from cococxr.pipelines.maskrcnn.evaluate import format_metrics
 
     result = train_maskrcnn(config_from_args(MaskRCNNConfig, args))
     print(format_metrics(result["metrics"]))

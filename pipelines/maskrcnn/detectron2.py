@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cococxr.errors import MissingDependencyError
-from cococxr.pipelines.maskrcnn_labels import LabelMap
+from cococxr.pipelines.maskrcnn.labels import LabelMap
 
 DETECTRON2_HINT = ("pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git' "
                    "(after torch; its build imports torch), or build a clone: "
@@ -76,7 +76,7 @@ def require_detectron2():
     Raises:
         MissingDependencyError: detectron2 is not installed; the message says how.
     """
-    from cococxr.pipelines.maskrcnn_model import shield_from_tensorflow
+    from cococxr.pipelines.maskrcnn.model import shield_from_tensorflow
 
     shield_from_tensorflow()
     try:
@@ -97,7 +97,7 @@ def _set(cfg, key: str, value) -> None:
 
 def build_cfg(config: dict, num_classes: int, *, device: str = "cpu", train: tuple = (), test: tuple = (),
               output_dir: str | Path = "."):
-    """A detectron2 ``CfgNode`` for a :class:`~cococxr.pipelines.maskrcnn.MaskRCNNConfig` dict.
+    """A detectron2 ``CfgNode`` for a :class:`~cococxr.pipelines.maskrcnn.train.MaskRCNNConfig` dict.
 
     Args:
         config: the resolved run config (``min_size``, ``max_size``, ``iterations``, ...).
@@ -170,7 +170,7 @@ def register(name: str, json_file: str | Path, image_root: str | Path) -> str:
 class Detectron2Predictor:
     """A detectron2 Mask R-CNN as a function of one float32 ``(H, W, 3)`` RGB image in 0..1.
 
-    Returns the arrays of :class:`~cococxr.pipelines.maskrcnn_eval.TorchvisionPredictor`;
+    Returns the arrays of :class:`~cococxr.pipelines.maskrcnn.evaluate.TorchvisionPredictor`;
     detectron2 pastes its masks already thresholded at 0.5, so ``masks`` are 0/1.
     """
 
@@ -187,7 +187,7 @@ class Detectron2Predictor:
     @classmethod
     def from_checkpoint(cls, payload: dict, device: str = "auto") -> "Detectron2Predictor":
         """Rebuild the model of a ``model.pt`` dict written by the detectron2 backend."""
-        from cococxr.pipelines.maskrcnn_model import resolve_device
+        from cococxr.pipelines.maskrcnn.model import resolve_device
 
         label_map = LabelMap.from_dict(payload["label_map"])
         cfg = build_cfg(payload["config"], len(label_map), device=resolve_device(device).type)
@@ -201,7 +201,7 @@ class Detectron2Predictor:
     @property
     def params(self) -> int:
         """Number of model parameters."""
-        from cococxr.pipelines.maskrcnn_model import count_parameters
+        from cococxr.pipelines.maskrcnn.model import count_parameters
 
         return count_parameters(self.model)
 
@@ -217,7 +217,7 @@ def _trainer_class(config):
     import torch
     from detectron2.engine import DefaultTrainer
 
-    from cococxr.pipelines.maskrcnn import build_optimizer
+    from cococxr.pipelines.maskrcnn.train import build_optimizer
 
     class Trainer(DefaultTrainer):
         @classmethod
@@ -264,10 +264,10 @@ def fit_detectron2(config, run_dir: Path, train_coco, label_map: LabelMap):
     from detectron2.evaluation import COCOEvaluator, inference_on_dataset
 
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.config import config_to_dict
-    from cococxr.pipelines.maskrcnn import (CURVES_FILE, HISTORY_FILE, MODEL_FILE, loss_curves_png, training_stats,
+    from cococxr.config import config_to_dict
+    from cococxr.pipelines.maskrcnn.train import (CURVES_FILE, HISTORY_FILE, MODEL_FILE, loss_curves_png, training_stats,
                                             write_history)
-    from cococxr.pipelines.maskrcnn_model import resolve_device, save_checkpoint
+    from cococxr.pipelines.maskrcnn.model import resolve_device, save_checkpoint
 
     settings = config_to_dict(config)
     out = run_dir / OUTPUT_DIR

@@ -88,7 +88,7 @@ def _coco_masks(mask_coco, coco, mask_classes, size: int):
 
 
 def _model_masks(masker):
-    """Lung masks predicted by a :class:`~cococxr.pipelines.classification_data.LungMasker`."""
+    """Lung masks predicted by a :class:`~cococxr.pipelines.classification.data.LungMasker`."""
     def masks(image_ids, batch):
         return list((masker(batch) > 0.5).astype(np.uint8))
 
@@ -98,7 +98,7 @@ def _model_masks(masker):
 def lung_source(sidecar, coco, *, masks_dir=None, mask_coco=None, seg_model=None, model_masker=None):
     """``(name, masks(image_ids, unmasked batch) -> [mask or None])`` or ``(None, None)``."""
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.classification_data import LungMasker
+    from cococxr.pipelines.classification.data import LungMasker
 
     given = [s for s in (masks_dir, mask_coco, seg_model) if s is not None]
     if len(given) > 1:
@@ -168,9 +168,9 @@ def explain_classifier(model_path, inputs: list, out, *, method: str = "gradcam"
 
     from cococxr.explain import grad_cam, grad_cam_plus_plus, in_mask_energy_share, last_conv_layer
     from cococxr.paths import safe_join
-    from cococxr.pipelines.classification_data import (classifier_sequence, input_coco, load_classifier,
+    from cococxr.pipelines.classification.data import (classifier_sequence, input_coco, load_classifier,
                                                        mask_source)
-    from cococxr.pipelines.runs import write_json
+    from cococxr.pipelines.engine.runs import write_json
     from cococxr.reports import write_png_rgb
 
     if method not in METHODS:

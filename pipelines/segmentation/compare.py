@@ -36,7 +36,7 @@ import logging
 from pathlib import Path
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.config import add_config_arguments, config_from_args, load_config, save_config
+from cococxr.config import add_config_arguments, config_from_args, load_config, save_config
 
 log = logging.getLogger(__name__)
 ROW_KEYS = ("name", "params", "seconds_per_epoch", "train_seconds", "ms_per_image", "dice", "iou",
@@ -117,7 +117,7 @@ def compare_backbones(config, backbones: list[str], out, extra_rows: list = ()) 
     """Train one model per backbone with the same settings and write the comparison table.
 
     Args:
-        config: base :class:`~cococxr.pipelines.segmentation.SegmentationConfig` (or
+        config: base :class:`~cococxr.pipelines.segmentation.train.SegmentationConfig` (or
             dict/file); its ``backbone``, ``name`` and ``out`` are set per run.
         backbones: backbone names, or ``plain_unet``.
         out: folder for the runs and the table.
@@ -127,7 +127,7 @@ def compare_backbones(config, backbones: list[str], out, extra_rows: list = ()) 
         The rows, backbones first (a failed run gives a row with only its name), then
         the extra rows.
     """
-    from cococxr.pipelines.segmentation import SegmentationConfig, train_segmentation
+    from cococxr.pipelines.segmentation.train import SegmentationConfig, train_segmentation
 
     if not backbones:
         raise ConfigError("compare needs at least one backbone")
@@ -168,7 +168,7 @@ def _tabulate_only(extra_rows: list[str], out) -> int:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cococxr compare``: the training flags plus the backbones and extra rows."""
-    from cococxr.pipelines.segmentation import SegmentationConfig
+    from cococxr.pipelines.segmentation.train import SegmentationConfig
 
     parser.add_argument("--backbones", default="",
                         help="comma-separated backbones, e.g. efficientnetb0,resnet34,mobilenetv2 "
@@ -181,7 +181,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr compare``."""
-    from cococxr.pipelines.segmentation import SegmentationConfig
+    from cococxr.pipelines.segmentation.train import SegmentationConfig
 
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     if not backbones:

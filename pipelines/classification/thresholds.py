@@ -31,7 +31,7 @@ class ClassifierSidecar:
 
     Attributes:
         class_names: output classes, in the order of the model's outputs.
-        class_spec: the class spec it was trained with (``cococxr.pipelines.classification_labels``);
+        class_spec: the class spec it was trained with (``cococxr.pipelines.classification.labels``);
             evaluation resolves it against the evaluated file.
         groups: the label categories each class merged in the training file.
         input_size: square input size in pixels.
@@ -71,7 +71,7 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
 
 def write_sidecar(model_path: str | os.PathLike, sidecar: ClassifierSidecar) -> Path:
     """Write the sidecar of ``model_path`` atomically and return its path."""
-    from cococxr.pipelines.runs import write_json
+    from cococxr.pipelines.engine.runs import write_json
 
     check_sidecar(sidecar)
     return write_json(sidecar_path(model_path), {"format": SIDECAR_FORMAT, **dataclasses.asdict(sidecar)})
@@ -83,7 +83,7 @@ def read_sidecar(model_path: str | os.PathLike) -> ClassifierSidecar:
     Raises:
         ConfigError: no sidecar, not one of ours, or inconsistent content.
     """
-    from cococxr.pipelines.runs import read_json
+    from cococxr.pipelines.engine.runs import read_json
 
     path = sidecar_path(model_path)
     if not path.is_file():

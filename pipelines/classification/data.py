@@ -1,7 +1,7 @@
 """What a classifier is fed: Sequences from a sidecar, lung masks from a U-Net, batched prediction.
 
 Training, evaluation, prediction and Grad-CAM all build their inputs here, from the
-classifier's :class:`~cococxr.pipelines.thresholds.ClassifierSidecar`, so the four cannot
+classifier's :class:`~cococxr.pipelines.classification.thresholds.ClassifierSidecar`, so the four cannot
 drift apart. Images go through :class:`cococxr.sequences.CocoClassificationSequence`
 (decode, equalise, resize, then optionally mask the lungs and equalise again).
 
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.classification_labels import merge_labels, resolve_classes
-from cococxr.pipelines.thresholds import ClassifierSidecar
+from cococxr.pipelines.classification.labels import merge_labels, resolve_classes
+from cococxr.pipelines.classification.thresholds import ClassifierSidecar
 
 MASK_MODES = ("none", "coco")
 
@@ -49,7 +49,7 @@ class LungMasker:
     """
 
     def __init__(self, model_path: str | os.PathLike, mask_classes=("lung",), cache_size: int = 1024):
-        from cococxr.pipelines.segmentation_model import input_spec, load_segmentation_model
+        from cococxr.pipelines.segmentation.model import input_spec, load_segmentation_model
 
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -137,7 +137,7 @@ def load_classifier(model_path, *, seg_model=None, threshold: float | None = Non
     import dataclasses
 
     from cococxr.models.io import load_model
-    from cococxr.pipelines.thresholds import check_sidecar, read_sidecar
+    from cococxr.pipelines.classification.thresholds import check_sidecar, read_sidecar
 
     sidecar = read_sidecar(model_path)
     if seg_model is not None:
@@ -248,7 +248,7 @@ def images_coco(files: list[Path], root: Path):
 def input_coco(inputs: list, image_root=None, recursive: bool = False):
     """A CocoDataset of the inputs: one COCO JSON file, or image files and folders."""
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.segmentation_predict import collect_images, is_coco_input
+    from cococxr.pipelines.segmentation.predict import collect_images, is_coco_input
 
     inputs = [str(i) for i in inputs]
     if is_coco_input(inputs):

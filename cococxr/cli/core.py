@@ -1,10 +1,15 @@
-"""Core dataset commands: ``validate``, ``inspect``, ``split``, ``merge``."""
+"""The dataset commands of the core: ``validate``, ``inspect``, ``split``, ``merge``, ``doctor``."""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from cococxr.atomic import atomic_write_text
+from cococxr.coco import CocoDataset
+from cococxr.command import Command
+from cococxr.doctor import diagnose
 from cococxr.errors import ConfigError
 
 
@@ -22,8 +27,6 @@ def configure_validate(parser: argparse.ArgumentParser) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from cococxr.coco import CocoDataset
-
     dataset = CocoDataset(args.coco, image_root=args.image_root, validate=False)
     issues = dataset.validate(check_masks=not args.no_mask_check)
     for issue in issues:
@@ -41,8 +44,6 @@ def configure_inspect(parser: argparse.ArgumentParser) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from cococxr.coco import CocoDataset
-
     dataset = CocoDataset(args.coco, image_root=args.image_root, validate=False)
     summary = dataset.summary()
     if args.json:
@@ -95,8 +96,6 @@ def configure_split(parser: argparse.ArgumentParser) -> None:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from cococxr.coco import CocoDataset
-
     dataset = CocoDataset(args.coco)
     parts = dataset.split(parse_fractions(args.fractions), group_key=args.by,
                           stratify_key=args.stratify, seed=args.seed)
@@ -114,10 +113,51 @@ def configure_merge(parser: argparse.ArgumentParser) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from cococxr.coco import CocoDataset
-
     merged = CocoDataset.merge([CocoDataset(p) for p in args.inputs])
     merged.write(args.out)
     print(f"merged {len(args.inputs)} files: {len(merged.imgs)} images, {len(merged.anns)} annotations, "
           f"{len(merged.cats)} categories -> {args.out}")
     return 0
+
+
+def configure_doctor(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``cococxr doctor``."""
+    parser.add_argument("dataset", help="COCO JSON file")
+    parser.add_argument("--image-root", default=None,
+                        help="images folder for every file (default: info.image_root in each file, else its folder)")
+    parser.add_argument("--splits", nargs="+", default=[], metavar="JSON",
+                        help="other split files of the same data: checked too, and for patient/image leakage")
+    parser.add_argument("--out", "-o", help="write the report here (.json: JSON; else Markdown); default: print it")
+    parser.add_argument("--format", choices=("markdown", "json"), help="report format (default: from --out)")
+    parser.add_argument("--no-images", action="store_true",
+                        help="skip the image file checks (missing, unreadable, size, duplicates)")
+    parser.add_argument("--patient-key", default="patient_id", help="image key of the patient (default: patient_id)")
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Run ``cococxr doctor``; exit code 1 when the report holds an error."""
+    report = diagnose(args.dataset, args.image_root, splits=args.splits, check_files=not args.no_images,
+                      patient_key=args.patient_key)
+    fmt = args.format or ("json" if args.out and args.out.lower().endswith(".json") else "markdown")
+    text = json.dumps(report.to_dict(), indent=2, default=str) + "\n" if fmt == "json" else report.to_markdown()
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"{report.count('error')} error(s), {report.count('warning')} warning(s), "
+              f"{report.count('info')} note(s) -> {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 1 if report.count("error") else 0
+
+
+COMMANDS = [
+    Command(("validate",), "validate a COCO file; list every problem, exit 1 if any error",
+            configure_validate, run_validate),
+    Command(("inspect",), "summarise a COCO file (images, annotations per category, ...)",
+            configure_inspect, run_inspect),
+    Command(("split",), "split a COCO file by a group key (e.g. patient_id), stratified",
+            configure_split, run_split),
+    Command(("merge",), "merge several COCO files into one (categories mapped by name)",
+            configure_merge, run_merge),
+    Command(("doctor",), "run every dataset check and write a report a person can act on",
+            configure_doctor, run_doctor),
+]

@@ -19,7 +19,7 @@ soon as the image is analysed. Inputs reuse the pipelines' own code paths
 feeds the models what training fed them.
 
 When Streamlit runs this file as ``__main__`` it imports itself as
-``cococxr.pipelines.app`` and calls :func:`main`: classes, caches and the model lock
+``cococxr.pipelines.app.page`` and calls :func:`main`: classes, caches and the model lock
 then live in one module object instead of being redefined at every rerun.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 import streamlit as st
 
 from cococxr.errors import CococxrError, ConfigError
-from cococxr.pipelines.app_launcher import ENV_CLS_MODEL, ENV_MAX_UPLOAD_MB, ENV_SEG_MODEL
+from cococxr.pipelines.app.launcher import ENV_CLS_MODEL, ENV_MAX_UPLOAD_MB, ENV_SEG_MODEL
 from cococxr.uploads import MAX_UPLOAD_BYTES, save_upload
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Settings:
 
 def demo_layout():
     """Where ``cococxr demo`` writes with its default ``--out`` (relative to the working folder)."""
-    from cococxr.pipelines.demo import DemoConfig, Layout
+    from cococxr.pipelines.demo.run import DemoConfig, Layout
 
     return Layout(DemoConfig().out)
 
@@ -118,7 +118,7 @@ def _stamp(path: Path | None) -> tuple | None:
 
 @st.cache_resource(show_spinner="Loading the models...")
 def _load_models(seg_key: tuple | None, cls_key: tuple | None) -> Models:
-    from cococxr.pipelines.classification_data import MASK_MODES, LungMasker, load_classifier
+    from cococxr.pipelines.classification.data import MASK_MODES, LungMasker, load_classifier
 
     models = Models(seg_path=seg_key[0] if seg_key else None, cls_path=cls_key[0] if cls_key else None)
     if models.cls_path is not None:
@@ -190,7 +190,7 @@ def _fit_display(rgb: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
 
 def _segment(masker, coco, image_id: int) -> np.ndarray:
     """Binary masks ``(H, W, K)`` at the image's size, predicted as ``predict segmentation`` does."""
-    from cococxr.pipelines.segmentation_model import predict_probabilities
+    from cococxr.pipelines.segmentation.model import predict_probabilities
 
     _, probs = next(predict_probabilities(masker.model, coco, masker.spec, [image_id], batch_size=1,
                                           progress=False))
@@ -199,8 +199,8 @@ def _segment(masker, coco, image_id: int) -> np.ndarray:
 
 def _classify(models: Models, coco, image_id: int) -> tuple[np.ndarray, dict]:
     """What the classifier saw ``(S, S, C)`` and its ``prediction_rows`` row."""
-    from cococxr.pipelines.classification_data import Predictions, classifier_sequence
-    from cococxr.pipelines.classification_predict import prediction_rows
+    from cococxr.pipelines.classification.data import Predictions, classifier_sequence
+    from cococxr.pipelines.classification.predict import prediction_rows
 
     sequence = classifier_sequence(coco, models.sidecar, masker=models.classifier_masker(), subset="predict",
                                    batch_size=1, image_ids=[image_id])
@@ -588,6 +588,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from cococxr.pipelines.app import main as _main  # the installed module: one set of classes and caches
+    from cococxr.pipelines.app.page import main as _main  # the installed module: one set of classes and caches
 
     _main()

@@ -2,7 +2,7 @@
 
 The model predicts at its input size; probabilities are resized back to each image's
 original size with linear interpolation and thresholded at 0.5 (see
-:mod:`cococxr.pipelines.segmentation_model`). Against the ground-truth masks rasterised
+:mod:`cococxr.pipelines.segmentation.model`). Against the ground-truth masks rasterised
 from the COCO file at that size, each image and class gets Dice, IoU and the 95th
 percentile Hausdorff distance (pixels); means are over images, then over classes. The
 thresholded masks become COCO results (RLE, score = mean probability inside the mask)
@@ -243,8 +243,8 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
         time only) and ``params``.
     """
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.runs import write_json
-    from cococxr.pipelines.segmentation_model import (InferenceTimer, input_spec,
+    from cococxr.pipelines.engine.runs import write_json
+    from cococxr.pipelines.segmentation.model import (InferenceTimer, input_spec,
                                                       load_segmentation_model, predict_probabilities)
 
     model, path = load_segmentation_model(model_or_path)

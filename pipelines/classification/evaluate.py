@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.classification_data import Predictions
-from cococxr.pipelines.thresholds import ClassifierSidecar, decide
+from cococxr.pipelines.classification.data import Predictions
+from cococxr.pipelines.classification.thresholds import ClassifierSidecar, decide
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -198,9 +198,9 @@ def evaluate_classifier(model_path, coco, out=None, *, seg_model=None, threshold
         The metrics (see :func:`evaluation_metrics`), plus ``model``.
     """
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.classification_data import (classifier_sequence, labelled_coco, load_classifier,
+    from cococxr.pipelines.classification.data import (classifier_sequence, labelled_coco, load_classifier,
                                                        mask_source, predict)
-    from cococxr.pipelines.runs import write_json
+    from cococxr.pipelines.engine.runs import write_json
 
     model, sidecar = load_classifier(model_path, seg_model=seg_model, threshold=threshold)
     if not isinstance(coco, CocoDataset) or image_root is not None:

@@ -4,7 +4,7 @@ Each item is ``(image, target)`` as torchvision's detection models take them: th
 float32 ``(3, H, W)`` tensor in 0..1 (grayscale repeated to three channels) at its
 original size, the target a dict of ``boxes`` (float32 ``(N, 4)``, ``x1, y1, x2, y2`` in
 pixels, ``x2``/``y2`` exclusive: the box of the mask), ``labels`` (int64 ``(N,)``, 1..K
-from a :class:`~cococxr.pipelines.maskrcnn_labels.LabelMap`), ``masks`` (uint8
+from a :class:`~cococxr.pipelines.maskrcnn.labels.LabelMap`), ``masks`` (uint8
 ``(N, H, W)``), ``image_id``, ``area`` and ``iscrowd``.
 
 Only geometry annotations with ``iscrowd`` 0 of the label map's categories become
@@ -12,7 +12,7 @@ targets (RLE and polygons alike, rasterised by :mod:`cococxr.masks`); image-leve
 have no geometry and are ignored. An annotation whose mask is empty has no box (a
 degenerate box would stop training): it is skipped, counted in ``skipped`` and logged
 once. This module imports torch at import time: import it after
-:func:`~cococxr.pipelines.maskrcnn_model.require_torch`.
+:func:`~cococxr.pipelines.maskrcnn.model.require_torch`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import torch
 from cococxr.errors import ConfigError
 from cococxr.io import read_image, to_float01
 from cococxr.masks import annotation_to_mask
-from cococxr.pipelines.maskrcnn_labels import LabelMap
+from cococxr.pipelines.maskrcnn.labels import LabelMap
 from cococxr.rle import rle_area, segmentation_to_rle
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Write docs/cli.md from the parsers: ``python -m cococxr.cli_reference [OUT]``."""
+"""Write docs/cli.md from the parsers: ``python -m cococxr.cli.reference [OUT]``."""
 import sys
 
 from cococxr.atomic import atomic_write_text

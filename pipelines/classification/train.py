@@ -4,7 +4,7 @@ Recipe: images decoded from the COCO file, histogram-equalised, resized to
 ``input_size``; with ``--mask-with`` the lungs are kept (``coco``: the file's lung masks;
 a segmentation model file: its predicted lungs, thresholded at 0.5) and the masked image
 is equalised again. Labels are the image-level labels merged into the output classes of
-``--classes`` (:mod:`cococxr.pipelines.classification_labels`); training batches are
+``--classes`` (:mod:`cococxr.pipelines.classification.labels`); training batches are
 class-balanced, validation sees every image once. Adam, ReduceLROnPlateau (factor 0.5),
 EarlyStopping and the best model on validation loss; for transfer models an optional
 second phase (``--fine-tune-epochs``) unfreezes the backbone at a lower learning rate.
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.batchnorm import check_bn_momentum, set_bn_momentum
-from cococxr.pipelines.config import (add_config_arguments, config_from_args, config_to_dict, load_config,
+from cococxr.pipelines.engine.batchnorm import check_bn_momentum, set_bn_momentum
+from cococxr.config import (add_config_arguments, config_from_args, config_to_dict, load_config,
                                       option, save_config)
-from cococxr.pipelines.thresholds import TUNE_MODES
+from cococxr.pipelines.classification.thresholds import TUNE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,9 @@ def _build_model(cfg: ClassificationConfig, num_classes: int):
 
 def _sidecar(cfg: ClassificationConfig, train_coco):
     """The sidecar of this run (threshold still unset): classes resolved on the training file."""
-    from cococxr.pipelines.classification_data import MASK_MODES
-    from cococxr.pipelines.classification_labels import one_vs_rest_spec, resolve_classes
-    from cococxr.pipelines.thresholds import ClassifierSidecar
+    from cococxr.pipelines.classification.data import MASK_MODES
+    from cococxr.pipelines.classification.labels import one_vs_rest_spec, resolve_classes
+    from cococxr.pipelines.classification.thresholds import ClassifierSidecar
 
     spec = one_vs_rest_spec(cfg.classes) if cfg.one_vs_rest else cfg.classes
     groups = resolve_classes(spec, train_coco)
@@ -195,7 +195,7 @@ def _tune(sidecar, preds, cfg: ClassificationConfig):
     """The sidecar with the threshold tuned on the validation predictions (unchanged if impossible)."""
     import dataclasses
 
-    from cococxr.pipelines.thresholds import tune_threshold
+    from cococxr.pipelines.classification.thresholds import tune_threshold
 
     positive = sidecar.positive_index()
     if cfg.tune is None:
@@ -210,7 +210,7 @@ def _tune(sidecar, preds, cfg: ClassificationConfig):
 
 
 def _write_report(run_dir: Path, cfg: ClassificationConfig, metrics: dict) -> None:
-    from cococxr.pipelines.classification_eval import add_report_sections, format_metrics
+    from cococxr.pipelines.classification.evaluate import add_report_sections, format_metrics
     from cococxr.reports import HtmlReport
 
     report = HtmlReport(f"cococxr classifier run {run_dir.name}")
@@ -240,12 +240,12 @@ def train_classifier(config=None, **overrides) -> dict:
     from cococxr._tf import keras
     from cococxr.coco import CocoDataset
     from cococxr.models.io import load_model
-    from cococxr.pipelines.classification_data import classifier_sequence, labelled_coco, mask_source, predict
-    from cococxr.pipelines.classification_eval import write_evaluation
-    from cococxr.pipelines.classification_labels import merge_labels
-    from cococxr.pipelines.runs import build_callbacks, create_run_dir, write_json
-    from cococxr.pipelines.segmentation import seconds_per_epoch
-    from cococxr.pipelines.thresholds import write_sidecar
+    from cococxr.pipelines.classification.data import classifier_sequence, labelled_coco, mask_source, predict
+    from cococxr.pipelines.classification.evaluate import write_evaluation
+    from cococxr.pipelines.classification.labels import merge_labels
+    from cococxr.pipelines.engine.runs import build_callbacks, create_run_dir, write_json
+    from cococxr.pipelines.segmentation.train import seconds_per_epoch
+    from cococxr.pipelines.classification.thresholds import write_sidecar
 
     keras.utils.set_random_seed(cfg.seed)
     train_raw = CocoDataset(cfg.train, cfg.image_root)
@@ -287,7 +287,7 @@ def train_classifier(config=None, **overrides) -> dict:
 
 
 def _write_curves(run_dir: Path) -> None:
-    from cococxr.pipelines.runs import HISTORY_FILE, read_history_csv
+    from cococxr.pipelines.engine.runs import HISTORY_FILE, read_history_csv
     from cococxr.reports import learning_curves_png
 
     history = read_history_csv(run_dir / HISTORY_FILE)
@@ -302,7 +302,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr train classifier``."""
-    from cococxr.pipelines.classification_eval import format_metrics
+    from cococxr.pipelines.classification.evaluate import format_metrics
 
     result = train_classifier(config_from_args(ClassificationConfig, args))
     sidecar = result["sidecar"]

@@ -1,8 +1,8 @@
-"""``cococxr app``: start the Streamlit demo app (:mod:`cococxr.pipelines.app`).
+"""``cococxr app``: start the Streamlit demo app (:mod:`cococxr.pipelines.app.page`).
 
 Streamlit runs in this process (``streamlit run``, headless, no usage statistics, no
 file watcher, no developer menu), so stopping this process stops the server. The app's settings travel as
-environment variables (see :mod:`cococxr.pipelines.app`); without ``--seg-model`` /
+environment variables (see :mod:`cococxr.pipelines.app.page`); without ``--seg-model`` /
 ``--cls-model`` the app looks for the models ``cococxr demo`` trains:
 ``./cococxr-demo/models/segmentation.h5`` and ``classifier.h5``.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cococxr.errors import ConfigError, MissingDependencyError
 
-APP_SCRIPT = Path(__file__).with_name("app.py")
+APP_SCRIPT = Path(__file__).with_name("page.py")
 ENV_SEG_MODEL = "COCOCXR_APP_SEG_MODEL"
 ENV_CLS_MODEL = "COCOCXR_APP_CLS_MODEL"
 ENV_MAX_UPLOAD_MB = "COCOCXR_APP_MAX_UPLOAD_MB"

@@ -144,8 +144,8 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
     Returns:
         ``{"images": n, "mask_files": n, "coco_out": path or None, "classes": [...]}``.
     """
-    from cococxr.pipelines.runs import write_json
-    from cococxr.pipelines.segmentation_model import input_spec, load_segmentation_model, predict_probabilities
+    from cococxr.pipelines.engine.runs import write_json
+    from cococxr.pipelines.segmentation.model import input_spec, load_segmentation_model, predict_probabilities
     from cococxr.metrics import masks_to_coco_results
 
     if mask_format not in MASK_FORMATS:
@@ -179,7 +179,7 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cococxr predict segmentation``."""
-    from cococxr.pipelines.segmentation_eval import add_input_arguments
+    from cococxr.pipelines.segmentation.evaluate import add_input_arguments
 
     parser.add_argument("model", help="model file (.h5 or .keras), e.g. runs/<run>/model.h5")
     parser.add_argument("images", nargs="+", help="image files, folders, or one COCO JSON file")
@@ -196,7 +196,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr predict segmentation``."""
-    from cococxr.pipelines.segmentation_eval import split_names
+    from cococxr.pipelines.segmentation.evaluate import split_names
 
     summary = predict_segmentation(
         args.model, args.images, args.out, coco_out=args.coco_out, mask_format=args.mask_format,

@@ -132,7 +132,7 @@ def build_callbacks(run_dir: str | os.PathLike, model_path: str | os.PathLike, *
         A :class:`TrainingCallbacks`.
     """
     from cococxr._tf import keras
-    from cococxr.pipelines.callbacks import BestModelSaver, EpochTimer, WallClockBudget
+    from cococxr.pipelines.engine.callbacks import BestModelSaver, EpochTimer, WallClockBudget
 
     run_dir = Path(run_dir)
     timer = EpochTimer()

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.batchnorm import check_bn_momentum, set_bn_momentum
-from cococxr.pipelines.config import (add_config_arguments, config_from_args, config_to_dict,
+from cococxr.pipelines.engine.batchnorm import check_bn_momentum, set_bn_momentum
+from cococxr.config import (add_config_arguments, config_from_args, config_to_dict,
                                       load_config, option, save_config)
-from cococxr.pipelines.runs import STRATEGIES
+from cococxr.pipelines.engine.runs import STRATEGIES
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def train_segmentation(config=None, **overrides) -> dict:
     """
     cfg = load_config(SegmentationConfig, config, **overrides)
     _check(cfg)
-    from cococxr.pipelines.runs import build_callbacks, create_run_dir, is_chief, make_strategy, worker_dir
+    from cococxr.pipelines.engine.runs import build_callbacks, create_run_dir, is_chief, make_strategy, worker_dir
 
     strategy = make_strategy(cfg.strategy)  # first: multiworker must precede any TF op
     chief = is_chief(strategy)
@@ -244,8 +244,8 @@ def train_segmentation(config=None, **overrides) -> dict:
 def _finish_run(run_dir: Path, model_path: Path, cfg: SegmentationConfig, val_coco, history: dict,
                 cbs, train_seconds: float, replicas: int) -> dict:
     """Plot curves, evaluate the best model on validation, write metrics.json and the report."""
-    from cococxr.pipelines.runs import write_json
-    from cococxr.pipelines.segmentation_eval import evaluate_segmentation
+    from cococxr.pipelines.engine.runs import write_json
+    from cococxr.pipelines.segmentation.evaluate import evaluate_segmentation
     from cococxr.reports import learning_curves_png
 
     learning_curves_png({k: v for k, v in history.items() if k != "epoch_seconds"}, run_dir / CURVES_FILE)
@@ -272,7 +272,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr train segmentation``."""
-    from cococxr.pipelines.segmentation_eval import format_metrics
+    from cococxr.pipelines.segmentation.evaluate import format_metrics
 
     result = train_segmentation(config_from_args(SegmentationConfig, args))
     if result["run_dir"] is None:

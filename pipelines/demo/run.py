@@ -32,7 +32,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.config import add_config_arguments, config_from_args, config_to_dict, load_config, option
+from cococxr.config import add_config_arguments, config_from_args, config_to_dict, load_config, option
 
 SAMPLE_PACKAGE = "cococxr.sample"
 MASK_CLASS = "lung"
@@ -178,7 +178,7 @@ def devices() -> list[str]:
 def convert(cfg: DemoConfig, layout: Layout) -> dict:
     """Stage 1: folders + metadata -> ``data/all.json``; returns the dataset summary."""
     from cococxr.converters.mask_folders import convert_mask_folders
-    from cococxr.pipelines.classification_labels import label_categories
+    from cococxr.pipelines.classification.labels import label_categories
 
     images, masks, metadata = input_folders(cfg)
     layout.data.mkdir(parents=True, exist_ok=True)
@@ -217,7 +217,7 @@ def split(layout: Layout, seed: int) -> dict:
 # ---------------------------------------------------------------- stages 3-5: segmentation
 def train_lungs(layout: Layout, recipe: Recipe, seed: int) -> dict:
     """Stage 3: train the lung U-Net, then publish it (and its config.json) in ``models/``."""
-    from cococxr.pipelines.segmentation import CONFIG_FILE, train_segmentation
+    from cococxr.pipelines.segmentation.train import CONFIG_FILE, train_segmentation
 
     result = train_segmentation(
         train=str(layout.split_file("train")), val=str(layout.split_file("val")), classes=[MASK_CLASS],
@@ -233,7 +233,7 @@ def train_lungs(layout: Layout, recipe: Recipe, seed: int) -> dict:
 
 def evaluate_lungs(layout: Layout) -> dict:
     """Stage 4: Dice, IoU, HD95 and AP of the published U-Net on the test images."""
-    from cococxr.pipelines.segmentation_eval import evaluate_segmentation
+    from cococxr.pipelines.segmentation.evaluate import evaluate_segmentation
 
     return evaluate_segmentation(layout.seg_model, str(layout.split_file("test")), out=layout.seg_test,
                                  overlays=4)
@@ -241,7 +241,7 @@ def evaluate_lungs(layout: Layout) -> dict:
 
 def predict_lungs(layout: Layout) -> dict:
     """Stage 5: lung mask PNGs and COCO results for every image."""
-    from cococxr.pipelines.segmentation_predict import predict_segmentation
+    from cococxr.pipelines.segmentation.predict import predict_segmentation
 
     return predict_segmentation(layout.seg_model, [str(layout.split_file("all"))], layout.lungs,
                                 coco_out=layout.lungs / "lungs.json")
@@ -250,8 +250,8 @@ def predict_lungs(layout: Layout) -> dict:
 # ---------------------------------------------------------------- stages 6-8: classification
 def train_masked_classifier(layout: Layout, recipe: Recipe, cfg: DemoConfig) -> dict:
     """Stage 6: positive label vs the rest on U-Net-masked images; publish it with its sidecar."""
-    from cococxr.pipelines.classification import train_classifier
-    from cococxr.pipelines.thresholds import write_sidecar
+    from cococxr.pipelines.classification.train import train_classifier
+    from cococxr.pipelines.classification.thresholds import write_sidecar
 
     positive = cfg.positive_label
     result = train_classifier(
@@ -269,7 +269,7 @@ def train_masked_classifier(layout: Layout, recipe: Recipe, cfg: DemoConfig) -> 
 
 def evaluate_masked_classifier(layout: Layout, recipe: Recipe, seed: int) -> dict:
     """Stage 7: the published classifier on the test images."""
-    from cococxr.pipelines.classification_eval import evaluate_classifier
+    from cococxr.pipelines.classification.evaluate import evaluate_classifier
 
     return evaluate_classifier(layout.cls_model, str(layout.split_file("test")), layout.cls_test,
                                n_boot=recipe.n_boot, seed=seed)
@@ -277,7 +277,7 @@ def evaluate_masked_classifier(layout: Layout, recipe: Recipe, seed: int) -> dic
 
 def gradcam(layout: Layout) -> dict:
     """Stage 8: Grad-CAM overlays of the test images and their in-lung energy share."""
-    from cococxr.pipelines.explain import explain_classifier
+    from cococxr.pipelines.classification.explain import explain_classifier
 
     return explain_classifier(layout.cls_model, [str(layout.split_file("test"))], layout.gradcam)
 
@@ -384,8 +384,8 @@ def _data_section(report, metrics: dict) -> None:
 
 
 def _segmentation_section(report, layout: Layout, metrics: dict) -> None:
-    from cococxr.pipelines.segmentation import CURVES_FILE
-    from cococxr.pipelines.segmentation_eval import OVERLAY_DIR
+    from cococxr.pipelines.segmentation.train import CURVES_FILE
+    from cococxr.pipelines.segmentation.evaluate import OVERLAY_DIR
 
     seg, recipe = metrics["segmentation"], metrics["recipe"]
     report.heading("1. Lung segmentation")
@@ -402,8 +402,8 @@ def _segmentation_section(report, layout: Layout, metrics: dict) -> None:
 
 
 def _classification_section(report, layout: Layout, metrics: dict, evaluation: dict) -> None:
-    from cococxr.pipelines.classification import CURVES_FILE
-    from cococxr.pipelines.classification_eval import add_report_sections
+    from cococxr.pipelines.classification.train import CURVES_FILE
+    from cococxr.pipelines.classification.evaluate import add_report_sections
 
     cls, positive = metrics["classification"], metrics["classification"]["positive_class"]
     report.heading("2. Classification of the lung-masked images")
@@ -418,7 +418,7 @@ def _classification_section(report, layout: Layout, metrics: dict, evaluation: d
 
 
 def _gradcam_section(report, layout: Layout, metrics: dict, explained: dict) -> None:
-    from cococxr.pipelines.explain import OVERLAY_DIR
+    from cococxr.pipelines.classification.explain import OVERLAY_DIR
 
     cam = metrics["gradcam"]
     report.heading("3. Grad-CAM: where the classifier looked")
@@ -461,7 +461,7 @@ def _file(path: Path) -> bytes | None:
 def report_stage(layout: Layout, cfg: DemoConfig, recipe: Recipe, facts: dict, results: dict,
                  clock: StageClock) -> dict:
     """Stage 9: ``metrics.json`` (timings of stages 1-8 and of this one) and ``report.html``."""
-    from cococxr.pipelines.runs import write_json
+    from cococxr.pipelines.engine.runs import write_json
 
     start = time.perf_counter()
     metrics = demo_metrics(cfg, recipe, facts, results, clock.seconds)

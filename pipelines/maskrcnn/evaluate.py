@@ -9,7 +9,7 @@ The detector's instances at the image's original size become two things:
   the COCO file's masks (``segm``) and boxes (``bbox``): AP, AP50, AP75, per category.
 * **Union masks** for Dice: per class, the union of the masks of the instances scoring
   at least ``union_score_threshold`` (0.5), scored by
-  :func:`cococxr.pipelines.segmentation_eval.score_predictions` exactly as a U-Net's
+  :func:`cococxr.pipelines.segmentation.evaluate.score_predictions` exactly as a U-Net's
   thresholded probabilities are (Dice, IoU, HD95 per image and class).
 
 Only images with a mask of the model's classes are evaluated (as for the U-Net), and
@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.maskrcnn_labels import LabelMap
+from cococxr.pipelines.maskrcnn.labels import LabelMap
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
@@ -54,7 +54,7 @@ class TorchvisionPredictor:
     @property
     def params(self) -> int:
         """Number of model parameters."""
-        from cococxr.pipelines.maskrcnn_model import count_parameters
+        from cococxr.pipelines.maskrcnn.model import count_parameters
 
         return count_parameters(self.model)
 
@@ -70,14 +70,14 @@ class TorchvisionPredictor:
 
 def load_predictor(run_or_checkpoint, device: str = "auto"):
     """``(predictor, checkpoint dict)`` from a run folder or its ``model.pt``."""
-    from cococxr.pipelines.maskrcnn_model import (load_torchvision_model, read_checkpoint, require_torch,
+    from cococxr.pipelines.maskrcnn.model import (load_torchvision_model, read_checkpoint, require_torch,
                                                   resolve_device)
 
     require_torch()
     path = Path(run_or_checkpoint)
     payload = read_checkpoint(path / MODEL_FILE if path.is_dir() else path)
     if payload.get("backend") == "detectron2":
-        from cococxr.pipelines.maskrcnn_detectron2 import Detectron2Predictor
+        from cococxr.pipelines.maskrcnn.detectron2 import Detectron2Predictor
 
         return Detectron2Predictor.from_checkpoint(payload, device), payload
     model = load_torchvision_model(payload, resolve_device(device))
@@ -88,12 +88,12 @@ def predict_instances(predictor, coco, image_ids: Iterable, timer=None,
                       progress: bool = True) -> Iterator[tuple[int, dict]]:
     """Yield ``(image_id, instances)`` for each image (see :class:`TorchvisionPredictor`).
 
-    ``timer`` (an :class:`~cococxr.pipelines.segmentation_model.InferenceTimer`)
+    ``timer`` (an :class:`~cococxr.pipelines.segmentation.model.InferenceTimer`)
     accumulates model time; the first image is predicted once untimed to warm up.
     """
     from tqdm.auto import tqdm
 
-    from cococxr.pipelines.maskrcnn_data import read_rgb01
+    from cococxr.pipelines.maskrcnn.data import read_rgb01
 
     for image_id in tqdm(list(image_ids), desc="predicting", unit="image", disable=not progress):
         record = coco.imgs[image_id]
@@ -154,13 +154,13 @@ def score_instances(coco, label_map: LabelMap, predictions: Iterable[tuple[int, 
     file that numbers its categories differently still scores correctly.
 
     Returns:
-        A :class:`~cococxr.pipelines.segmentation_eval.Evaluation` whose ``metrics``
+        A :class:`~cococxr.pipelines.segmentation.evaluate.Evaluation` whose ``metrics``
         add ``bbox_AP``/``bbox_AP50``/``bbox_AP75``, ``coco_bbox`` and per-class
         ``bbox_AP`` to the U-Net's keys, and whose ``results`` are the masks in the
         unions (for overlays).
     """
     from cococxr.metrics import coco_evaluate
-    from cococxr.pipelines.segmentation_eval import Evaluation, score_predictions
+    from cococxr.pipelines.segmentation.evaluate import Evaluation, score_predictions
 
     # the classes by name, as the U-Net's: the COCO file may number its categories differently
     label_map = LabelMap(tuple(coco.cat_id(name) for name in label_map.names), label_map.names)
@@ -212,9 +212,9 @@ def evaluate_predictor(predictor, coco, *, out=None, name: str | None = None, tr
     Returns:
         The metrics (a ``cococxr compare`` row plus details).
     """
-    from cococxr.pipelines.runs import write_json
-    from cococxr.pipelines.segmentation_eval import evaluation_image_ids, write_overlays, write_per_image_csv
-    from cococxr.pipelines.segmentation_model import InferenceTimer
+    from cococxr.pipelines.engine.runs import write_json
+    from cococxr.pipelines.segmentation.evaluate import evaluation_image_ids, write_overlays, write_per_image_csv
+    from cococxr.pipelines.segmentation.model import InferenceTimer
 
     names = list(predictor.label_map.names)
     image_ids = evaluation_image_ids(coco, names, include_empty)
@@ -260,7 +260,7 @@ def evaluate_maskrcnn(run_or_checkpoint, coco, *, image_root=None, out=None, dev
 
 def format_metrics(metrics: dict) -> str:
     """The U-Net summary table plus the box AP line."""
-    from cococxr.pipelines.segmentation_eval import format_metrics as segmentation_summary
+    from cococxr.pipelines.segmentation.evaluate import format_metrics as segmentation_summary
 
     def fmt(value):
         return "n/a" if value is None else f"{value:.4f}"

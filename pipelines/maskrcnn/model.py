@@ -28,7 +28,7 @@ from pathlib import Path
 
 from cococxr.atomic import atomic_open
 from cococxr.errors import ConfigError, MissingDependencyError
-from cococxr.pipelines.maskrcnn_labels import LabelMap
+from cococxr.pipelines.maskrcnn.labels import LabelMap
 
 TORCH_HINT = "pip install 'cococxr[baseline]'"
 CHECKPOINT_FORMAT = "cococxr-maskrcnn"

@@ -1,0 +1,89 @@
+"""The ``cococxr`` command line: the top layer, wiring every layer's commands into one parser.
+
+Each layer declares its subcommands as :class:`~cococxr.command.Command` objects in a
+``COMMANDS`` list (:mod:`cococxr.cli.core` for the dataset commands,
+``cococxr.converters.commands``, ``cococxr.pipelines.commands``); this package only
+builds the ``argparse`` tree from them and turns cococxr errors into one clean line.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import sys
+
+from cococxr._version import __version__
+from cococxr.cli import core
+from cococxr.command import Command
+from cococxr.converters import commands as converter_commands
+from cococxr.errors import CococxrError
+from cococxr.pipelines import commands as pipeline_commands
+
+COMMANDS: list[Command] = [*core.COMMANDS, *converter_commands.COMMANDS, *pipeline_commands.COMMANDS]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full ``cococxr`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="cococxr",
+        description="Medical image segmentation data in COCO: convert, validate, stream, train, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"cococxr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for command in COMMANDS:
+        first, *rest = command.path
+        if not rest:
+            sub = top.add_parser(first, help=command.help, description=command.help)
+        else:
+            if first not in groups:
+                group = top.add_parser(first, help=f"{first} subcommands")
+                groups[first] = group.add_subparsers(dest="subcommand", metavar="FORMAT", required=True)
+            sub = groups[first].add_parser(rest[0], help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(_handler=command.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    handler = getattr(args, "_handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except CococxrError as exc:
+        print(f"cococxr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        print("cococxr: interrupted", file=sys.stderr)
+        return 130
+
+
+def reference_markdown() -> str:
+    """The CLI reference (docs/cli.md), generated from the parsers' ``--help`` texts."""
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # fixed wrapping: the committed file must not depend on the terminal
+    try:
+        sections = ["# CLI reference", "",
+                    "Generated from `cococxr ... --help` by `python -m cococxr.cli.reference`; "
+                    "a test fails when this file and the parsers disagree.", ""]
+        for path in [()] + [c.path for c in COMMANDS]:
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+                main([*path, "--help"])
+            title = " ".join(("cococxr", *path))
+            sections += [f"## `{title}`", "", "```text", buf.getvalue().rstrip(), "```", ""]
+        return "\n".join(sections)
+    finally:
+        if old is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = old
