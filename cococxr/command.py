@@ -5,13 +5,16 @@ Every layer that offers commands (the CLI's own core commands, ``cococxr.convert
 ``commands`` module; :mod:`cococxr.cli` only wires those lists into one ``argparse``
 tree. A command's ``configure`` and ``run`` live in a light module: the heavy
 implementation (TensorFlow, torch) is imported by ``run`` when the command runs, so
-``cococxr --help`` stays fast.
+``cococxr --help`` stays fast. A command whose arguments are an option schema
+(:mod:`cococxr.config`) is made with :meth:`Command.from_schema`.
 """
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
+
+from cococxr.config import add_arguments, option_values
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,20 @@ class Command:
     def name(self) -> str:
         """The command as typed, e.g. ``"convert masks"``."""
         return " ".join(self.path)
+
+    @classmethod
+    def from_schema(cls, path: tuple[str, ...], help: str, schema, function: Callable[..., Any],
+                    show: Callable[[Any], None]) -> Command:
+        """A command whose arguments are the fields of ``schema`` (see :func:`cococxr.config.add_arguments`).
+
+        Its run calls ``function(**{field: value})`` (the function validates them, as for
+        any Python caller), hands the result to ``show`` and exits 0.
+        """
+        def run(args: argparse.Namespace) -> int:
+            show(function(**option_values(schema, args)))
+            return 0
+
+        return cls(tuple(path), help, lambda parser: add_arguments(parser, schema), run)
 
 
 __all__ = ["Command"]

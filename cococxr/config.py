@@ -1,20 +1,26 @@
-"""Pipeline configs: one dataclass schema shared by command-line flags and config files.
+"""Option schemas: one dataclass shared by command-line flags, config files and Python keywords.
 
-A pipeline declares its settings as a dataclass whose fields are made with
-:func:`option`. The same schema then gives:
+A command declares its settings as a dataclass whose fields are made with
+:func:`option`. Field types are ``str``, ``int``, ``float``, ``bool``, ``list[str]``,
+``list[int]``, :data:`PathArg` (a path given as text or ``os.PathLike``, kept as given)
+or ``Any``, each optionally ``| None``; a field with a ``parse`` function may have any type.
+The same schema then gives, in one of two styles:
 
-* the command-line flags (``input_size`` -> ``--input-size``, booleans get
-  ``--flag/--no-flag``, lists accept ``a,b`` or ``a b``) via :func:`add_config_arguments`;
-  field types are ``str``, ``int``, ``float``, ``bool``, ``list[str]``, ``list[int]``,
-  each optionally ``| None``;
-* the keys of a YAML or JSON file passed as ``--config file.yaml`` (the same names,
-  ``input_size`` or ``input-size``);
-* validation (types, choices, required keys) with a :class:`~cococxr.errors.ConfigError`
-  naming every unknown or bad key.
+* **configs** (the pipelines): flags via :func:`add_config_arguments` (``input_size`` ->
+  ``--input-size``, booleans get ``--flag/--no-flag``, lists accept ``a,b`` or ``a b``),
+  the keys of a YAML or JSON file passed as ``--config file.yaml`` (the same names,
+  ``input_size`` or ``input-size``), and :func:`load_config` for Python. Values may be
+  text (``"none"``, ``"true"``, ``"64"``) and are converted to the field's type. Resolution
+  order: dataclass defaults < config file < flags given on the command line (or keyword
+  overrides in Python). The resolved config is what a run folder stores as
+  ``config.json``, and that file can be fed back with ``--config``.
+* **plain options** (the converters): arguments via :func:`add_arguments` (positionals,
+  short aliases, ``store_true`` switches, repeatable flags; ``argparse`` checks types and
+  choices as it reads them) and :func:`load_options` for Python keywords. Values are
+  taken as given: checked, never reinterpreted (``""`` stays ``""``).
 
-Resolution order: dataclass defaults < config file < flags given on the command line
-(or keyword overrides in Python). The resolved config is what a run folder stores as
-``config.json``, and that file can be fed back with ``--config``.
+Either way, validation (types, choices, parsers, required fields) raises a
+:class:`~cococxr.errors.ConfigError` naming every unknown key, with a did-you-mean.
 """
 from __future__ import annotations
 
@@ -22,13 +28,17 @@ import argparse
 import dataclasses
 import difflib
 import json
+import numbers
 import os
 import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Union
 
 from cococxr.atomic import atomic_write_json
 from cococxr.errors import ConfigError
+
+#: The type of a path field: text or ``os.PathLike``, kept as given.
+PathArg = Union[str, os.PathLike]
 
 _NONE_WORDS = ("none", "null", "")
 _TRUE_WORDS = ("true", "yes", "on", "1")
@@ -36,17 +46,30 @@ _FALSE_WORDS = ("false", "no", "off", "0")
 
 
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
-           required: bool = False, metavar: str | None = None) -> Any:
+           required: bool = False, metavar: str | None = None, positional: bool = False,
+           flags: tuple[str, ...] = (), repeat: bool = False, cli_required: bool = False,
+           parse: Callable[[Any], Any] | None = None) -> Any:
     """Declare a config field (a ``dataclasses.field`` with CLI metadata).
 
     Args:
-        default: default value (lists are copied per instance).
+        default: default value (lists are copied per instance); with ``parse``, the
+            parsed form.
         help: one-line help shown by ``--help``.
         choices: allowed values (for strings or numbers).
         required: the resolved config must set it (not None).
         metavar: name of the value in ``--help``.
+        positional: a positional argument instead of a flag (:func:`add_arguments` only).
+        flags: the option strings, e.g. ``("--out", "-o")`` (default: ``--<name>``).
+        repeat: the flag may be given several times, each value appended to the list.
+        cli_required: the command line must give it, the Python API may leave it unset
+            (e.g. ``--out``: nothing is written without it).
+        parse: turns a given value (command-line text, or any value the Python API
+            accepts) into the field's value, raising :class:`ConfigError`; replaces the
+            type check. Not applied to None nor to the default.
     """
-    metadata = {"help": help, "choices": choices, "required": required, "metavar": metavar}
+    metadata = {"help": help, "choices": choices, "required": required, "metavar": metavar,
+                "positional": positional, "flags": tuple(flags), "repeat": repeat,
+                "cli_required": cli_required, "parse": parse}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -58,12 +81,16 @@ def _fields(schema) -> list[tuple[dataclasses.Field, Any]]:
 
 
 def _base_type(hint) -> tuple[Any, bool]:
-    """``(type, optional)`` for ``T``, ``T | None`` or ``list[T]``."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    optional = type(None) in typing.get_args(hint)
-    if optional and len(args) == 1:
-        hint = args[0]
-    return hint, optional
+    """``(type, optional)`` for ``T`` or ``T | None`` (``T`` may itself be a union, e.g. PathArg)."""
+    args = typing.get_args(hint)
+    if type(None) not in args:
+        return hint, False
+    rest = tuple(a for a in args if a is not type(None))
+    return (rest[0] if len(rest) == 1 else Union[rest]), True
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def flag_name(name: str) -> str:
@@ -71,18 +98,25 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _flags(f: dataclasses.Field) -> tuple[str, ...]:
+    return f.metadata.get("flags") or (flag_name(f.name),)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, schema) -> None:
     """Add ``--config`` and one flag per field of ``schema`` to ``parser``.
 
     Flags default to "not given" (``argparse.SUPPRESS``) so that only flags typed on
     the command line override the config file; ``--help`` shows the schema default.
+    Values are checked when the config is built (:func:`config_from_args`), not by argparse.
     """
     parser.add_argument("--config", metavar="FILE",
                         help="YAML or JSON file with the same keys as these flags; flags override it")
     for f, hint in _fields(schema):
         base, _ = _base_type(hint)
         meta = f.metadata
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        if meta.get("positional"):
+            raise TypeError(f"config field {f.name}: a config schema has flags only")  # a schema bug
+        default = _default(f)
         text = meta.get("help", "")
         if meta.get("required"):
             text += " [required]"
@@ -95,9 +129,45 @@ def add_config_arguments(parser: argparse.ArgumentParser, schema) -> None:
             choices = meta.get("choices")
             kwargs["metavar"] = (meta.get("metavar") or f.name.upper() if not choices
                                  else "{" + ",".join(map(str, choices)) + "}")
-            if typing.get_origin(base) is list:
+            if meta.get("repeat"):
+                kwargs["action"] = "append"
+            elif typing.get_origin(base) is list:
                 kwargs["nargs"] = "+"
-        parser.add_argument(flag_name(f.name), **kwargs)
+        parser.add_argument(*_flags(f), **kwargs)
+
+
+def add_arguments(parser: argparse.ArgumentParser, schema) -> None:
+    """Add one argument per field of ``schema`` to ``parser``, for a command without a config file.
+
+    The help text is shown as written. Defaults are the schema's; ``argparse`` converts
+    ``int``/``float`` values and checks choices and required arguments as it reads them;
+    ``parse`` functions run when the options are built. A ``bool`` whose default is False
+    is a plain switch (``store_true``); any other ``bool`` gets ``--flag/--no-flag``. A list
+    takes several values (``nargs="+"``), or one per repetition with ``repeat``.
+    """
+    for f, hint in _fields(schema):
+        base, _ = _base_type(hint)
+        meta = f.metadata
+        kwargs: dict[str, Any] = {"help": meta.get("help", "")}
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+        item = typing.get_args(base)[0] if typing.get_origin(base) is list else base
+        if meta.get("parse") is None and item in (int, float):
+            kwargs["type"] = item
+        if base is bool:
+            kwargs["action"] = "store_true" if _default(f) is False else argparse.BooleanOptionalAction
+        elif meta.get("repeat"):
+            kwargs["action"] = "append"
+        elif typing.get_origin(base) is list and meta.get("parse") is None:
+            kwargs["nargs"] = "+"
+        if meta.get("positional"):
+            parser.add_argument(f.name, **kwargs)
+            continue
+        if meta.get("required") or meta.get("cli_required"):
+            kwargs["required"] = True
+        parser.add_argument(*_flags(f), dest=f.name, default=_default(f), **kwargs)
 
 
 def read_config_file(path: str | os.PathLike) -> dict:
@@ -126,6 +196,7 @@ def read_config_file(path: str | os.PathLike) -> dict:
 
 
 def _coerce(name: str, hint, value: Any, source: str) -> Any:
+    """A config value (possibly text) converted to the field's type."""
     base, optional = _base_type(hint)
     where = f"{source}: {name}"
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
@@ -150,6 +221,42 @@ def _coerce(name: str, hint, value: Any, source: str) -> Any:
             raise ConfigError(f"{where}: expected {'an integer' if base is int else 'a number'}, "
                               f"got {value!r}")
         return base(number)
+    if base is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return value
+    return _check(name, hint, value, source)
+
+
+def _check(name: str, hint, value: Any, source: str) -> Any:
+    """A plain option's value checked against the field's type, never reinterpreted."""
+    base, optional = _base_type(hint)
+    where = f"{source}: {name}"
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: a value is required, got None")
+    if base is Any:
+        return value
+    if typing.get_origin(base) is list:
+        (item_type,) = typing.get_args(base)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check(name, item_type, v, source) for v in value]
+    if base == PathArg:
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"{where}: expected a path, got {value!r}")
+        return value
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected True or False, got {value!r}")
+        return value
+    if base in (int, float):
+        kind = numbers.Integral if base is int else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ConfigError(f"{where}: expected {'an integer' if base is int else 'a number'}, "
+                              f"got {value!r}")
+        return base(value)
     if base is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected text, got {value!r}")
@@ -187,12 +294,8 @@ def _normalise_keys(data: Mapping, schema, source: str) -> dict:
     return result
 
 
-def build_config(schema, *layers: tuple[Mapping, str]):
-    """Build a validated ``schema`` instance from ``(values, source name)`` layers.
-
-    Later layers override earlier ones. Every value is checked against the field's type
-    and choices; unknown keys and missing required fields raise :class:`ConfigError`.
-    """
+def _build(schema, layers, convert: Callable) -> tuple[Any, list[dataclasses.Field]]:
+    """The ``schema`` instance of the merged layers, and its required fields left unset."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for data, source in layers:
@@ -202,18 +305,52 @@ def build_config(schema, *layers: tuple[Mapping, str]):
     for f, hint in _fields(schema):
         if f.name not in values:
             continue
-        value = _coerce(f.name, hint, values[f.name], sources[f.name])
+        parse, value = f.metadata.get("parse"), values[f.name]
+        if parse is not None:
+            value = None if value is None else parse(value)
+        else:
+            value = convert(f.name, hint, value, sources[f.name])
         choices = f.metadata.get("choices")
         if choices and value is not None and value not in choices:
             raise ConfigError(f"{sources[f.name]}: {f.name}={value!r} is not one of "
                               f"{', '.join(map(str, choices))}")
         kwargs[f.name] = value
     config = schema(**kwargs)
-    missing = [f.name for f in dataclasses.fields(schema)
+    missing = [f for f in dataclasses.fields(schema)
                if f.metadata.get("required") and getattr(config, f.name) is None]
+    return config, missing
+
+
+def build_config(schema, *layers: tuple[Mapping, str]):
+    """Build a validated ``schema`` instance from ``(values, source name)`` layers.
+
+    Later layers override earlier ones. Every value is converted to the field's type
+    (text such as ``"none"`` or ``"64"`` included) and checked against its choices;
+    unknown keys and missing required fields raise :class:`ConfigError`.
+    """
+    config, missing = _build(schema, layers, _coerce)
     if missing:
         raise ConfigError("missing required setting(s): " + ", ".join(
-            f"{name} (flag {flag_name(name)} or key {name!r} in the config file)" for name in missing))
+            f"{f.name} (flag {flag_name(f.name)} or key {f.name!r} in the config file)" for f in missing))
+    return config
+
+
+def load_options(schema, **values):
+    """Build a validated ``schema`` instance of plain options from Python keywords.
+
+    Values are taken as given (no text conversion): each is checked against its field's
+    type (or given to its ``parse`` function) and choices. Unset fields keep the
+    schema default.
+
+    Raises:
+        ConfigError: an unknown keyword (with a did-you-mean), a bad value, or a
+            required option left unset.
+    """
+    config, missing = _build(schema, [(values, "keyword arguments")], _check)
+    if missing:
+        raise ConfigError("missing required option(s): " + ", ".join(
+            f"{f.name} (argument {f.name})" if f.metadata.get("positional")
+            else f"{f.name} (flag {_flags(f)[0]})" for f in missing))
     return config
 
 
@@ -250,6 +387,11 @@ def config_from_args(schema, args: argparse.Namespace):
     return build_config(schema, *layers)
 
 
+def option_values(schema, args: argparse.Namespace) -> dict:
+    """``{field: value}`` of ``schema`` in arguments parsed by a parser from :func:`add_arguments`."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(schema)}
+
+
 def config_to_dict(config) -> dict:
     """The config as a JSON-able dict (the same keys a config file uses)."""
     return dataclasses.asdict(config)
@@ -262,13 +404,17 @@ def save_config(config, path: str | os.PathLike) -> Path:
 
 
 __all__ = [
+    "PathArg",
     "option",
     "flag_name",
     "add_config_arguments",
+    "add_arguments",
     "read_config_file",
     "build_config",
     "load_config",
+    "load_options",
     "config_from_args",
+    "option_values",
     "config_to_dict",
     "save_config",
 ]

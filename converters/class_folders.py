@@ -9,17 +9,18 @@ or :func:`convert_class_folders_by_split` writes one file per split.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from cococxr.coco import CocoBuilder, CocoDataset
+from cococxr.coco import CocoBuilder
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.io import image_size, read_image
 
-from .common import ConversionReport, add_common_arguments, image_root_hint, list_images, parallel_map
+from .common import (ConversionReport, finish, indent_option, info_image_root, list_images, out_option,
+                     parallel_map, verify_images_option, workers_option)
 
 LAYOUTS = ("auto", "splits", "classes")
 
@@ -83,8 +84,8 @@ def _shape(path: Path, verify: bool) -> tuple[int, int]:
 
 
 def _build(images: list[LabelledImage], shapes: dict[Path, tuple[int, int]], classes: list[str],
-           info: dict, root: Path, split_key: bool, report: ConversionReport) -> CocoDataset:
-    """One dataset of ``images``, all ``classes`` as categories in the same order."""
+           info: dict, split_key: bool, report: ConversionReport) -> CocoBuilder:
+    """The records of ``images``, all ``classes`` as categories in the same order."""
     builder = CocoBuilder(info=info)
     ids = {name: builder.add_category(name, supercategory="finding") for name in classes}
     for image in images:
@@ -92,7 +93,7 @@ def _build(images: list[LabelledImage], shapes: dict[Path, tuple[int, int]], cla
         image_id = builder.add_image(image.file_name, *shapes[image.path], **extra)
         builder.add_label(image_id, ids[image.label])
         report.add(f"labels out: {image.label}" + (f" ({image.split})" if image.split else ""))
-    return builder.build(root)
+    return builder
 
 
 def _scan_and_measure(root, layout, verify_images, workers, report):
@@ -103,40 +104,59 @@ def _scan_and_measure(root, layout, verify_images, workers, report):
     return images, dict(zip((i.path for i in images), sizes, strict=True)), sorted({i.label for i in images})
 
 
-def convert_class_folders(root: str | os.PathLike, out: str | os.PathLike | None = None, *, layout: str = "auto",
-                          verify_images: bool = False, workers: int = 1, indent: int | None = None):
+@dataclass
+class ClassFolderOptions:
+    """The options of ``cococxr convert folders`` (:func:`convert_class_tree`).
+
+    :func:`convert_class_folders` takes them all but ``out_dir``;
+    :func:`convert_class_folders_by_split` all but ``out`` (its layout is ``splits``).
+    """
+
+    root: PathArg = option(None, "ROOT/<Class>/* or ROOT/<Split>/<Class>/* (e.g. Train/COVID/x.png)",
+                           positional=True, required=True)
+    out_dir: PathArg | None = option(None, "write one COCO file per split: OUT_DIR/<split>.json")
+    layout: str = option("auto", "'splits' (ROOT/<Split>/<Class>), 'classes' (ROOT/<Class>) or 'auto' "
+                                 "(splits when no top folder holds images itself; default)", choices=LAYOUTS)
+    verify_images: bool = verify_images_option()
+    out: PathArg | None = out_option(cli_required=False)
+    workers: int = workers_option()
+    indent: int | None = indent_option()
+
+
+def convert_class_folders(root: PathArg, out: PathArg | None = None, **options):
     """Convert a class-per-folder tree into one COCO dataset of image-level labels.
 
     Args:
         root: ``ROOT/<Class>/*`` or ``ROOT/<Split>/<Class>/*``.
         out: COCO JSON to write atomically (nothing is written when None).
-        layout: ``"auto"``, ``"splits"`` or ``"classes"``.
-        verify_images: decode every image fully (default reads only its header).
-        workers: worker processes; the output is identical for any value.
-        indent: JSON indent.
+        **options: ``layout`` (``"auto"``, ``"splits"`` or ``"classes"``), ``verify_images``,
+            ``workers``, ``indent`` (see :class:`ClassFolderOptions`).
 
     Returns:
         ``(CocoDataset, ConversionReport)``; with splits, each image has ``split``.
     """
-    root = Path(root)
+    opts = load_options(ClassFolderOptions, root=root, out=out, **options)
+    if opts.out_dir is not None:
+        raise ConfigError("out_dir writes one file per split: call convert_class_folders_by_split")
+    root = Path(opts.root)
     report = ConversionReport(source=str(root))
-    images, shapes, classes = _scan_and_measure(root, layout, verify_images, workers, report)
-    info = {"description": f"class folders {root.name}",
-            "image_root": image_root_hint(root, out) if out is not None else str(root.resolve())}
-    dataset = _build(images, shapes, classes, info, root, True, report)
-    report.add("images out", len(dataset.imgs))
-    if out is not None:
-        dataset.write(out, indent=indent)
-        report.output = str(out)
-    return dataset, report
+    images, shapes, classes = _scan_and_measure(root, opts.layout, opts.verify_images, opts.workers, report)
+    info = {"description": f"class folders {root.name}", "image_root": info_image_root(root, opts.out)}
+    builder = _build(images, shapes, classes, info, True, report)
+    report.add("images out", len(images))
+    return finish(builder, root, opts.out, report, opts.indent)
 
 
-def convert_class_folders_by_split(root: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-                                   verify_images: bool = False, workers: int = 1, indent: int | None = None):
+def convert_class_folders_by_split(root: PathArg, out_dir: PathArg | None = None, **options):
     """Convert ``ROOT/<Split>/<Class>/*`` into one COCO dataset per split.
 
     Every dataset has every class as a category, with the same ids. When ``out_dir`` is
     given, ``<out_dir>/<split>.json`` files are written (atomically, each after all are built).
+
+    Args:
+        root: the tree.
+        out_dir: the folder of the split files (nothing is written when None).
+        **options: ``verify_images``, ``workers``, ``indent`` (see :class:`ClassFolderOptions`).
 
     Returns:
         ``({split: CocoDataset}, ConversionReport)``.
@@ -144,49 +164,41 @@ def convert_class_folders_by_split(root: str | os.PathLike, out_dir: str | os.Pa
     Raises:
         ConfigError: the tree has no split level.
     """
-    root = Path(root)
+    opts = load_options(ClassFolderOptions, root=root, out_dir=out_dir, **options)
+    if opts.out is not None:
+        raise ConfigError("convert_class_folders_by_split writes OUT_DIR/<split>.json: pass out_dir, not out")
+    if opts.layout == "classes":
+        raise ConfigError("--out-dir needs split folders; use --out with --layout classes")
+    root = Path(opts.root)
     if detect_layout(root) != "splits":
         raise ConfigError(f"{root}: no <Split>/<Class> folders; write a single file with --out instead")
     report = ConversionReport(source=str(root))
-    images, shapes, classes = _scan_and_measure(root, "splits", verify_images, workers, report)
+    images, shapes, classes = _scan_and_measure(root, "splits", opts.verify_images, opts.workers, report)
     datasets = {}
     for split in sorted({i.split for i in images}):
-        target = Path(out_dir) / f"{split}.json" if out_dir is not None else None
+        target = Path(opts.out_dir) / f"{split}.json" if opts.out_dir is not None else None
         info = {"description": f"class folders {root.name}, split {split}",
-                "image_root": image_root_hint(root, target) if target else str(root.resolve())}
-        datasets[split] = _build([i for i in images if i.split == split], shapes, classes, info, root, False, report)
+                "image_root": info_image_root(root, target)}
+        datasets[split] = _build([i for i in images if i.split == split], shapes, classes, info, False,
+                                 report).build(root)
     report.add("images out", sum(len(d.imgs) for d in datasets.values()))
-    if out_dir is not None:
+    if opts.out_dir is not None:
         for split, dataset in datasets.items():
-            dataset.write(Path(out_dir) / f"{split}.json", indent=indent)
-        report.output = ", ".join(str(Path(out_dir) / f"{s}.json") for s in datasets)
+            dataset.write(Path(opts.out_dir) / f"{split}.json", indent=opts.indent)
+        report.output = ", ".join(str(Path(opts.out_dir) / f"{s}.json") for s in datasets)
     return datasets, report
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert folders``."""
-    parser.add_argument("root", help="ROOT/<Class>/* or ROOT/<Split>/<Class>/* (e.g. Train/COVID/x.png)")
-    parser.add_argument("--out-dir", help="write one COCO file per split: OUT_DIR/<split>.json")
-    parser.add_argument("--layout", choices=LAYOUTS, default="auto",
-                        help="'splits' (ROOT/<Split>/<Class>), 'classes' (ROOT/<Class>) or 'auto' "
-                             "(splits when no top folder holds images itself; default)")
-    parser.add_argument("--verify-images", action="store_true",
-                        help="decode every image fully to catch truncated files (default: header only)")
-    add_common_arguments(parser, out_required=False)
+def convert_class_tree(root: PathArg, **options):
+    """What ``cococxr convert folders`` runs: one file (``out``, each image has ``split``) or
+    one per split (``out_dir``); exactly one of them.
 
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert folders``."""
-    if (args.out is None) == (args.out_dir is None):
+    Returns:
+        As :func:`convert_class_folders` or :func:`convert_class_folders_by_split`.
+    """
+    opts = load_options(ClassFolderOptions, root=root, **options)
+    if (opts.out is None) == (opts.out_dir is None):
         raise ConfigError("give exactly one of --out FILE (one file, 'split' on each image) or --out-dir DIR")
-    if args.out_dir is not None:
-        if args.layout == "classes":
-            raise ConfigError("--out-dir needs split folders; use --out with --layout classes")
-        _, report = convert_class_folders_by_split(args.root, args.out_dir, verify_images=args.verify_images,
-                                                   workers=args.workers, indent=args.indent)
-    else:
-        _, report = convert_class_folders(args.root, args.out, layout=args.layout,
-                                          verify_images=args.verify_images, workers=args.workers,
-                                          indent=args.indent)
-    print(report.format())
-    return 0
+    if opts.out_dir is not None:
+        return convert_class_folders_by_split(**vars(opts))
+    return convert_class_folders(**vars(opts))

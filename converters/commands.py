@@ -1,23 +1,31 @@
-"""The converters' subcommands (``convert ...``, ``export ...``, ``inspect-rle``)."""
+"""The converters' subcommands (``convert ...``, ``export ...``, ``inspect-rle``).
+
+Each is declared once, from its option schema and the function it runs: the schema
+gives the arguments, the function gets them as keywords, and what it returns is printed.
+"""
 from cococxr.command import Command
 from cococxr.converters import (class_folders, covid_radiography, dicom, export_masks, export_rle_csv,
                                 inspect_rle, mask_folders, metadata, rle_csv)
+from cococxr.converters.common import print_report
 
 COMMANDS = [
-    Command(("convert", "masks"), "image + mask folders -> COCO", mask_folders.configure_parser,
-            mask_folders.run),
-    Command(("convert", "covid-radiography"), "COVID-19 Radiography Database layout -> COCO",
-            covid_radiography.configure_parser, covid_radiography.run),
-    Command(("convert", "folders"), "class-per-folder trees -> COCO image labels",
-            class_folders.configure_parser, class_folders.run),
-    Command(("convert", "rle-csv"), "Kaggle RLE CSV -> COCO", rle_csv.configure_parser, rle_csv.run),
-    Command(("convert", "metadata"), "metadata table (CSV) -> COCO image labels", metadata.configure_parser,
-            metadata.run),
-    Command(("convert", "dicom"), "DICOM folder -> PNG + COCO image records", dicom.configure_parser,
-            dicom.run),
-    Command(("export", "masks"), "COCO -> mask PNG folders", export_masks.configure_parser, export_masks.run),
-    Command(("export", "rle-csv"), "COCO -> Kaggle RLE CSV", export_rle_csv.configure_parser,
-            export_rle_csv.run),
-    Command(("inspect-rle",), "render one image's RLE mask in both pixel orders", inspect_rle.configure_parser,
-            inspect_rle.run),
+    Command.from_schema(("convert", "masks"), "image + mask folders -> COCO", mask_folders.MaskFolderOptions,
+                        mask_folders.convert_mask_folders, print_report),
+    Command.from_schema(("convert", "covid-radiography"), "COVID-19 Radiography Database layout -> COCO",
+                        covid_radiography.CovidRadiographyOptions, covid_radiography.convert_covid_radiography,
+                        print_report),
+    Command.from_schema(("convert", "folders"), "class-per-folder trees -> COCO image labels",
+                        class_folders.ClassFolderOptions, class_folders.convert_class_tree, print_report),
+    Command.from_schema(("convert", "rle-csv"), "Kaggle RLE CSV -> COCO", rle_csv.RleCsvOptions,
+                        rle_csv.convert_rle_csv, print_report),
+    Command.from_schema(("convert", "metadata"), "metadata table (CSV) -> COCO image labels",
+                        metadata.MetadataOptions, metadata.convert_metadata, print_report),
+    Command.from_schema(("convert", "dicom"), "DICOM folder -> PNG + COCO image records", dicom.DicomOptions,
+                        dicom.convert_dicom, print_report),
+    Command.from_schema(("export", "masks"), "COCO -> mask PNG folders", export_masks.ExportMasksOptions,
+                        export_masks.export_masks, print_report),
+    Command.from_schema(("export", "rle-csv"), "COCO -> Kaggle RLE CSV", export_rle_csv.ExportRleCsvOptions,
+                        export_rle_csv.export_rle_csv, print_report),
+    Command.from_schema(("inspect-rle",), "render one image's RLE mask in both pixel orders",
+                        inspect_rle.InspectRleOptions, inspect_rle.inspect_rle, inspect_rle.print_inspection),
 ]

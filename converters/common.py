@@ -1,7 +1,7 @@
-"""Shared plumbing for converters: ordered parallel map, count reports, output paths."""
+"""Shared plumbing for converters: ordered parallel map, count reports, output paths,
+the options every converter has, and the ending of those that write a COCO file."""
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence, TypeVar
 
 from tqdm.auto import tqdm
+
+from cococxr.coco import CocoBuilder, CocoDataset
+from cococxr.config import option
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -99,9 +102,68 @@ def list_images(folder: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFI
                   key=lambda p: p.relative_to(folder).as_posix())
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
-    """Add ``--out``, ``--workers`` and ``--indent`` to a converter's parser."""
-    parser.add_argument("--out", "-o", required=out_required, help="COCO JSON file to write (atomically)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="parallel worker processes (output is identical for any value)")
-    parser.add_argument("--indent", type=int, default=None, help="indent the JSON (default: compact)")
+def info_image_root(images_dir: str | os.PathLike, out_json: str | os.PathLike | None) -> str:
+    """The ``info.image_root`` of a converted dataset: relative to ``out_json``, absolute without one."""
+    return image_root_hint(images_dir, out_json) if out_json is not None else str(Path(images_dir).resolve())
+
+
+def finish(builder: CocoBuilder, image_root: str | os.PathLike, out: str | os.PathLike | None,
+           report: ConversionReport, indent: int | None = None, *,
+           checked: bool = False) -> tuple[CocoDataset, ConversionReport]:
+    """The ending of a converter that writes a COCO file.
+
+    Builds the dataset (validated, unless ``checked``: the builder checked every record
+    as it was added), writes it atomically when ``out`` is given and names it in the report.
+
+    Args:
+        builder: the records.
+        image_root: the folder the dataset resolves file names against.
+        out: the COCO JSON to write, or None.
+        report: the count report.
+        indent: JSON indent.
+        checked: skip re-validation; the dataset counts as validated.
+
+    Returns:
+        ``(CocoDataset, ConversionReport)``.
+    """
+    dataset = builder.build(image_root, validate=not checked)
+    dataset.validated = dataset.validated or checked
+    if out is not None:
+        dataset.write(out, indent=indent)
+        report.output = str(out)
+    return dataset, report
+
+
+def print_report(result) -> None:
+    """Print the :class:`ConversionReport` a converter returned (alone, or last of a tuple)."""
+    report = result[-1] if isinstance(result, tuple) else result
+    print(report.format())
+
+
+def comma_list(value: str | Sequence[str]) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]`` (blanks dropped; ``""`` -> None); a list is kept."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()] if value else None
+    return list(value)
+
+
+# Options most converters share (each converter's schema lists them in its --help order).
+def out_option(help: str = "COCO JSON file to write (atomically)", *, cli_required: bool = True,
+               metavar: str | None = None):
+    """``--out/-o``: the file (or folder) written; the Python API writes nothing without it."""
+    return option(None, help, flags=("--out", "-o"), cli_required=cli_required, metavar=metavar)
+
+
+def workers_option():
+    """``--workers``: worker processes."""
+    return option(1, "parallel worker processes (output is identical for any value)")
+
+
+def indent_option():
+    """``--indent``: JSON indent."""
+    return option(None, "indent the JSON (default: compact)")
+
+
+def verify_images_option():
+    """``--verify-images``: decode every image fully."""
+    return option(False, "decode every image fully to catch truncated files (default: header only)")

@@ -8,15 +8,17 @@ is the class folder's name (supercategory ``finding``). ``file_name`` is relativ
 """
 from __future__ import annotations
 
-import argparse
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError
 
-from .common import ConversionReport, image_root_hint, list_images
+from .common import (ConversionReport, finish, indent_option, info_image_root, list_images, out_option,
+                     verify_images_option, workers_option)
 from .image_metadata import read_metadata
-from .mask_folders import add_mask_arguments, attach_metadata, pair_masks, write_output
+from .mask_folders import (allow_missing_masks_option, attach_metadata, instances_option, keep_option, pair_masks,
+                           polygons_option, size_mismatch_option)
 from .mask_records import MaskDecoder, MaskItem, MaskOptions, assemble, convert_items, raise_problems
 
 
@@ -52,65 +54,56 @@ def collect_items(root: Path, allow_missing_masks: bool) -> list[MaskItem]:
     return items
 
 
-def convert_covid_radiography(root: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                              allow_missing_masks: bool = False, size_mismatch: str = "resize",
-                              instances: bool = False, polygons: bool = False,
-                              manifest: str | os.PathLike | None = None, manifest_key: str = "file",
-                              keep: str | None = None, verify_images: bool = False, workers: int = 1,
-                              indent: int | None = None):
+@dataclass
+class CovidRadiographyOptions:
+    """The options of :func:`convert_covid_radiography` and ``cococxr convert covid-radiography``.
+
+    ``manifest`` rows add extra image keys, matched by ``manifest_key`` (relative path,
+    base name or stem); ``allow_missing_masks`` also converts classes without a masks
+    folder, as labels only.
+    """
+
+    root: PathArg = option(None, "folder with <Class>/images/*.png and <Class>/masks/*.png", positional=True,
+                           required=True)
+    manifest: PathArg | None = option(None, "CSV of per-image facts to attach (see --manifest-key, --keep)")
+    manifest_key: str = option("file", "manifest column naming the image: relative path, base name or stem "
+                                       "(default: file)")
+    size_mismatch: str = size_mismatch_option()
+    allow_missing_masks: bool = allow_missing_masks_option()
+    instances: bool = instances_option()
+    polygons: bool = polygons_option()
+    verify_images: bool = verify_images_option()
+    keep: list | None = keep_option()
+    out: PathArg | None = out_option()
+    workers: int = workers_option()
+    indent: int | None = indent_option()
+
+
+def convert_covid_radiography(root: PathArg, out: PathArg | None = None, **options):
     """Convert a COVID-19 Radiography Database tree into one COCO dataset.
 
     Args:
         root: the folder holding ``<Class>/images`` (and ``<Class>/masks``).
         out: COCO JSON to write atomically (nothing is written when None).
-        allow_missing_masks: images without a mask (or classes without a masks folder)
-            get only their label.
-        size_mismatch: size policy (see :mod:`converters.mask_records`).
-        instances: one lung annotation per connected component.
-        polygons: polygon segmentations (lossy) instead of RLE.
-        manifest: CSV of per-image facts (e.g. the data set's metadata sheet as CSV).
-        manifest_key: its column naming the image (relative path, base name or stem).
-        keep: ``"col:key,col2"`` manifest columns to keep (default: all).
-        verify_images: decode every image fully (default reads only its header).
-        workers: worker processes; the output is identical for any value.
-        indent: JSON indent.
+        **options: the other fields of :class:`CovidRadiographyOptions`.
 
     Returns:
         ``(CocoDataset, ConversionReport)``.
     """
-    root = Path(root)
+    opts = load_options(CovidRadiographyOptions, root=root, out=out, **options)
+    root = Path(opts.root)
     report = ConversionReport(source=str(root))
-    table = read_metadata(manifest, manifest_key, keep) if manifest else None
-    items = collect_items(root, allow_missing_masks)
+    table = read_metadata(opts.manifest, opts.manifest_key, opts.keep) if opts.manifest else None
+    items = collect_items(root, opts.allow_missing_masks)
     report.add("images in", len(items))
     report.add("masks in", sum(i.mask is not None for i in items))
     items, extras = attach_metadata(items, table, report)
-    options = MaskOptions(MaskDecoder.binary("lung"), instances=instances, polygons=polygons,
-                          size_mismatch=size_mismatch, verify_images=verify_images)
-    results = convert_items(items, options, workers)
+    mask_options = MaskOptions(MaskDecoder.binary("lung"), instances=opts.instances, polygons=opts.polygons,
+                               size_mismatch=opts.size_mismatch, verify_images=opts.verify_images)
+    results = convert_items(items, mask_options, opts.workers)
     info = {"description": f"COVID-19 Radiography Database layout {root.name}",
-            "image_root": image_root_hint(root, out) if out is not None else str(root.resolve())}
+            "image_root": info_image_root(root, opts.out)}
     labels = [folder.name for folder in class_folders(root)]
-    dataset = assemble(items, results, options.decoder, report, info=info, image_root=root,
-                       supercategory="anatomy", extras=extras, label_names=labels)
-    write_output(dataset, out, report, indent)
-    return dataset, report
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert covid-radiography``."""
-    parser.add_argument("root", help="folder with <Class>/images/*.png and <Class>/masks/*.png")
-    parser.add_argument("--manifest", help="CSV of per-image facts to attach (see --manifest-key, --keep)")
-    parser.add_argument("--manifest-key", default="file",
-                        help="manifest column naming the image: relative path, base name or stem (default: file)")
-    add_mask_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert covid-radiography``."""
-    _, report = convert_covid_radiography(
-        args.root, args.out, allow_missing_masks=args.allow_missing_masks, size_mismatch=args.size_mismatch,
-        instances=args.instances, polygons=args.polygons, manifest=args.manifest, manifest_key=args.manifest_key,
-        keep=args.keep, verify_images=args.verify_images, workers=args.workers, indent=args.indent)
-    print(report.format())
-    return 0
+    builder = assemble(items, results, mask_options.decoder, report, info=info, supercategory="anatomy",
+                       extras=extras, label_names=labels)
+    return finish(builder, root, opts.out, report, opts.indent, checked=True)

@@ -13,15 +13,16 @@ the same relative path. Each image record carries:
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from cococxr.coco import CocoBuilder
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError, ImageReadError
 
-from .common import ConversionReport, add_common_arguments, image_root_hint, parallel_map
+from .common import ConversionReport, finish, indent_option, info_image_root, out_option, parallel_map, workers_option
 
 #: Tags stored under the image record's ``dicom`` key by default.
 DEFAULT_TAGS = ("PatientID", "PatientSex", "PatientAge", "StudyInstanceUID", "SeriesInstanceUID",
@@ -134,9 +135,27 @@ def _convert_file(settings: _Settings, relative: str) -> dict:
     return {"file_name": name, "height": int(pixels.shape[0]), "width": int(pixels.shape[1]), "extras": extras}
 
 
-def convert_dicom(folder: str | os.PathLike, out_images: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                  bits: int = 8, tags=DEFAULT_TAGS, skip_bad: bool = False, workers: int = 1,
-                  indent: int | None = None):
+@dataclass
+class DicomOptions:
+    """The options of :func:`convert_dicom` and ``cococxr convert dicom``.
+
+    ``bits``: 8 (for viewing) or 16 (keeps the dynamic range; both min-max scaled);
+    ``tags``: DICOM keywords stored under the image's ``dicom`` key (list or comma text);
+    ``skip_bad``: skip unreadable DICOM files (counted and listed in the report).
+    """
+
+    folder: PathArg = option(None, "folder searched recursively for DICOM files", positional=True, required=True)
+    out_images: PathArg = option(None, "folder to write the PNGs to (same relative paths)", required=True)
+    bits: int = option(8, "PNG bit depth: 8 for viewing, 16 to keep the dynamic range (default: 8)", choices=(8, 16))
+    tags: tuple = option(DEFAULT_TAGS, "DICOM keywords stored under the image's 'dicom' key "
+                                       f"(default: {','.join(DEFAULT_TAGS)})", parse=check_tags)
+    skip_bad: bool = option(False, "skip unreadable DICOM files (counted in the report) instead of failing")
+    out: PathArg | None = out_option()
+    workers: int = workers_option()
+    indent: int | None = indent_option()
+
+
+def convert_dicom(folder: PathArg, out_images: PathArg, out: PathArg | None = None, **options):
     """Convert a folder of DICOM files into PNGs and a COCO dataset of image records.
 
     Args:
@@ -144,12 +163,8 @@ def convert_dicom(folder: str | os.PathLike, out_images: str | os.PathLike, out:
         out_images: folder the PNGs are written to (same relative paths); ``file_name``
             is relative to it and ``info.image_root`` points at it.
         out: COCO JSON to write atomically (nothing is written when None).
-        bits: 8 (for viewing) or 16 (keeps the dynamic range; both min-max scaled).
-        tags: DICOM keywords stored under the image's ``dicom`` key (list or comma text).
-        skip_bad: skip unreadable DICOM files (counted and listed in the report) instead
-            of failing.
-        workers: worker processes; the output is identical for any value.
-        indent: JSON indent.
+        **options: the other fields of :class:`DicomOptions` (``bits``, ``tags``,
+            ``skip_bad``, ``workers``, ``indent``).
 
     Returns:
         ``(CocoDataset, ConversionReport)``.
@@ -157,14 +172,10 @@ def convert_dicom(folder: str | os.PathLike, out_images: str | os.PathLike, out:
     Raises:
         ImageReadError: an unreadable DICOM file (names it), unless ``skip_bad``.
         ConversionError: no DICOM file found, or two files map to one PNG name.
-        ConfigError: bad ``bits`` or an unknown tag keyword.
+        ConfigError: bad ``bits``, an unknown tag keyword, or an unknown option.
     """
-    from cococxr.coco import CocoBuilder
-
-    if bits not in (8, 16):
-        raise ConfigError(f"--bits must be 8 or 16, got {bits!r}")
-    tags = check_tags(tags)
-    folder, out_images = Path(folder), Path(out_images)
+    opts = load_options(DicomOptions, folder=folder, out_images=out_images, out=out, **options)
+    folder, out_images = Path(opts.folder), Path(opts.out_images)
     files, others = find_dicoms(folder)
     if not files:
         raise ConversionError(f"{folder}: no DICOM file found (.dcm/.dicom suffix or 'DICM' marker)")
@@ -176,10 +187,10 @@ def convert_dicom(folder: str | os.PathLike, out_images: str | os.PathLike, out:
     report = ConversionReport(source=str(folder))
     report.add("DICOM files in", len(files))
     report.add("other files ignored", others)
-    settings = _Settings(str(folder), str(out_images), bits, tags, skip_bad)
-    results = parallel_map(functools.partial(_convert_file, settings), files, workers, desc="converting DICOM")
-    root = image_root_hint(out_images, out) if out is not None else str(out_images.resolve())
-    builder = CocoBuilder(info={"description": f"DICOM folder {folder.name}", "image_root": root})
+    settings = _Settings(str(folder), str(out_images), opts.bits, opts.tags, opts.skip_bad)
+    results = parallel_map(functools.partial(_convert_file, settings), files, opts.workers, desc="converting DICOM")
+    builder = CocoBuilder(info={"description": f"DICOM folder {folder.name}",
+                                "image_root": info_image_root(out_images, opts.out)})
     bad = [(relative, result["error"]) for relative, result in zip(files, results) if "error" in result]
     for result in results:
         if "error" not in result:
@@ -189,32 +200,7 @@ def convert_dicom(folder: str | os.PathLike, out_images: str | os.PathLike, out:
     report.notes += [f"skipped {error}" for _, error in bad[:_MAX_LISTED]]
     if len(bad) > _MAX_LISTED:
         report.notes.append(f"... and {len(bad) - _MAX_LISTED} more bad files")
-    dataset = builder.build(out_images)
-    if out is not None:
-        dataset.write(out, indent=indent)
-        report.output = str(out)
-    return dataset, report
+    return finish(builder, out_images, opts.out, report, opts.indent)
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert dicom``."""
-    parser.add_argument("folder", help="folder searched recursively for DICOM files")
-    parser.add_argument("--out-images", required=True, help="folder to write the PNGs to (same relative paths)")
-    parser.add_argument("--bits", type=int, choices=(8, 16), default=8,
-                        help="PNG bit depth: 8 for viewing, 16 to keep the dynamic range (default: 8)")
-    parser.add_argument("--tags", default=",".join(DEFAULT_TAGS),
-                        help="DICOM keywords stored under the image's 'dicom' key (default: %(default)s)")
-    parser.add_argument("--skip-bad", action="store_true",
-                        help="skip unreadable DICOM files (counted in the report) instead of failing")
-    add_common_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert dicom``."""
-    _, report = convert_dicom(args.folder, args.out_images, args.out, bits=args.bits, tags=args.tags,
-                              skip_bad=args.skip_bad, workers=args.workers, indent=args.indent)
-    print(report.format())
-    return 0
-
-
-__all__ = ["DEFAULT_TAGS", "convert_dicom", "find_dicoms", "png_name"]
+__all__ = ["DEFAULT_TAGS", "DicomOptions", "convert_dicom", "find_dicoms", "png_name"]

@@ -15,21 +15,22 @@ empty (all-zero) mask, so the output has exactly one mask per image.
 """
 from __future__ import annotations
 
-import argparse
-import os
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
 from cococxr.atomic import atomic_write_json
 from cococxr.coco import CocoDataset, is_label_annotation
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.io import write_png
 from cococxr.masks import annotations_to_channels, annotations_to_label_map
 from cococxr.paths import check_relative_name
 
-from .common import ConversionReport, parallel_map
+from .common import ConversionReport, comma_list, parallel_map, workers_option
 
 MODES = ("label-map", "per-class")
 
@@ -63,33 +64,48 @@ def _write_one(job: tuple, mode: str, category_ids: tuple[int, ...], values: int
     return bool(channels.any())
 
 
-def export_masks(coco: str | os.PathLike | CocoDataset, out_dir: str | os.PathLike, *, mode: str = "label-map",
-                 classes: list[str] | None = None, values: int = 255, workers: int = 1) -> ConversionReport:
+@dataclass
+class ExportMasksOptions:
+    """The options of :func:`export_masks` and ``cococxr export masks``.
+
+    ``classes``: category names in label order (list or comma text; default: every
+    non-``finding`` category); ``values``: foreground value of per-class masks.
+    """
+
+    coco: Any = option(None, "COCO JSON file", positional=True, required=True)
+    out_dir: PathArg = option(None, "output folder", flags=("--out", "-o"), metavar="OUT", required=True)
+    mode: str = option("label-map", "'label-map': one PNG per image, value k = k-th class; 'per-class': "
+                                    "OUT/<class>/<stem>.png binary masks (default: label-map)", choices=MODES)
+    classes: list[str] | None = option(None, "comma-separated class names, in label order "
+                                             "(default: every category whose supercategory is not 'finding')",
+                                       parse=comma_list)
+    values: int = option(255, "foreground value of per-class masks (default: 255)", choices=(255, 1))
+    workers: int = workers_option()
+
+
+def export_masks(coco: PathArg | CocoDataset, out_dir: PathArg, **options) -> ConversionReport:
     """Write one mask PNG per image (per class in ``per-class`` mode).
 
     Args:
         coco: COCO file or dataset.
         out_dir: output folder.
-        mode: ``"label-map"`` or ``"per-class"``.
-        classes: category names in label order (default: every non-``finding`` category).
-        values: foreground value of per-class masks, 255 or 1.
-        workers: worker processes; the files are identical for any value.
+        **options: ``mode`` (``"label-map"`` or ``"per-class"``), ``classes``, ``values``
+            (255 or 1), ``workers`` (see :class:`ExportMasksOptions`); the files are
+            identical for any number of workers.
 
     Returns:
         The count report.
 
     Raises:
-        ConfigError: bad mode, values or class names.
+        ConfigError: bad or unknown options, or unknown class names.
         ConversionError: two images would write the same mask file, or a class name
             cannot be a folder name.
     """
-    if mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if values not in (1, 255):
-        raise ConfigError(f"values must be 255 or 1, got {values!r}")
-    dataset = coco if isinstance(coco, CocoDataset) else CocoDataset(coco)
-    out_dir = Path(out_dir)
-    category_ids = export_classes(dataset, classes)
+    opts = load_options(ExportMasksOptions, coco=coco, out_dir=out_dir, **options)
+    mode, values = opts.mode, opts.values
+    dataset = opts.coco if isinstance(opts.coco, CocoDataset) else CocoDataset(opts.coco)
+    out_dir = Path(opts.out_dir)
+    category_ids = export_classes(dataset, opts.classes)
     names = [dataset.cats[i]["name"] for i in category_ids]
     if mode == "per-class":
         for name in names:
@@ -114,7 +130,7 @@ def export_masks(coco: str | os.PathLike | CocoDataset, out_dir: str | os.PathLi
     report.add("other annotations (labels, other classes)", report.counts["annotations in"]
                - report.counts["geometry annotations exported"])
     non_empty = parallel_map(partial(_write_one, mode=mode, category_ids=tuple(category_ids), values=values),
-                             jobs, workers=workers, desc="masks")
+                             jobs, workers=opts.workers, desc="masks")
     report.add("mask files written", len(jobs) * (1 if mode == "label-map" else len(names)))
     report.add("images with a non-empty mask", sum(non_empty))
     report.add("images with an empty mask", len(non_empty) - sum(non_empty))
@@ -126,25 +142,4 @@ def export_masks(coco: str | os.PathLike | CocoDataset, out_dir: str | os.PathLi
     return report
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr export masks``."""
-    parser.add_argument("coco", help="COCO JSON file")
-    parser.add_argument("--out", "-o", required=True, help="output folder")
-    parser.add_argument("--mode", choices=MODES, default="label-map",
-                        help="'label-map': one PNG per image, value k = k-th class; 'per-class': "
-                             "OUT/<class>/<stem>.png binary masks (default: label-map)")
-    parser.add_argument("--classes", help="comma-separated class names, in label order "
-                                          "(default: every category whose supercategory is not 'finding')")
-    parser.add_argument("--values", type=int, choices=(255, 1), default=255,
-                        help="foreground value of per-class masks (default: 255)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="parallel worker processes (output is identical for any value)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr export masks``."""
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    report = export_masks(args.coco, args.out, mode=args.mode, classes=classes, values=args.values,
-                          workers=args.workers)
-    print(report.format())
-    return 0
+__all__ = ["ExportMasksOptions", "export_classes", "export_masks"]

@@ -17,15 +17,17 @@ extension.
 """
 from __future__ import annotations
 
-import argparse
-import os
+from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 
+from cococxr.atomic import atomic_write_bytes
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError
 
-from .common import ConversionReport
+from .common import ConversionReport, comma_list, out_option
 from .csv_table import CsvStyle, format_csv
 from .rle_runs import coco_to_runs, merge_runs, runs_to_kaggle
 
@@ -64,66 +66,79 @@ def _encode(anns: list[dict], img: dict, order: str) -> str:
     return kaggle_rle_encode(mask, order)
 
 
-def export_rle_csv(coco, out: str | os.PathLike | None = None, *, order: str | None = None,
-                   id_column: str | None = None, class_column: str | None = None, rle_column: str | None = None,
-                   submission: bool = False, classes: list[str] | None = None, empty_value: str | None = None,
-                   newline: str | None = None):
+@dataclass
+class ExportRleCsvOptions:
+    """The options of :func:`export_rle_csv` and ``cococxr export rle-csv``.
+
+    Column names default to the ones recorded by ``convert rle-csv``, else ``ImageId``,
+    ``class`` when there are several classes, ``EncodedPixels``; ``class_column=""``
+    drops the class column. ``classes`` (list or comma text) default to every category
+    whose supercategory is not ``finding``.
+    """
+
+    coco: Any = option(None, "COCO JSON file", positional=True, required=True)
+    out: PathArg | None = out_option("CSV file to write (atomically)")
+    order: str | None = option(None, "pixel order (default: the one recorded by `convert rle-csv`; required "
+                                     "otherwise)", choices=("row", "column"))
+    submission: bool = option(False, "one row per image and class, empty cell for an empty mask (default: one row "
+                                     "per annotation, in the original CSV's order when recorded)")
+    classes: list[str] | None = option(None, "comma-separated classes to write, in order (default: all but findings)",
+                                       parse=comma_list)
+    id_column: str | None = option(None, "image id column (default: recorded, else ImageId)")
+    class_column: str | None = option(None, "class column ('' for none; default: recorded, else 'class' when "
+                                            "there are several classes)")
+    rle_column: str | None = option(None, "RLE column (default: recorded, else EncodedPixels)")
+    empty_value: str | None = option(None, "cell of an empty mask (default: recorded, else '')")
+    newline: str | None = option(None, "line ending (default: recorded, else lf)", choices=tuple(sorted(_NEWLINES)))
+
+
+def export_rle_csv(coco, out: PathArg | None = None, **options):
     """Write a COCO dataset's masks as a Kaggle RLE CSV.
 
     Args:
         coco: a COCO JSON path, dict or ``CocoDataset``.
         out: CSV to write atomically (nothing is written when None).
-        order: ``"row"`` or ``"column"`` pixel order (default: the one recorded by
-            ``convert rle-csv``; required otherwise).
-        id_column, class_column, rle_column: column names (default: the recorded ones,
-            else ``ImageId``, ``class`` when there are several classes, ``EncodedPixels``);
-            ``class_column=""`` drops the class column.
-        submission: one row per image and class instead of one per annotation.
-        classes: the classes to write, in this order (default: every category whose
-            supercategory is not ``finding``).
-        empty_value: the cell of an empty mask (default: the recorded one, else ``""``).
-        newline: ``"lf"`` or ``"crlf"`` (default: the recorded one, else lf).
+        **options: the other fields of :class:`ExportRleCsvOptions` (``order``,
+            ``submission``, ``classes``, column names, ``empty_value``, ``newline``).
 
     Returns:
         ``(csv_text, ConversionReport)``.
 
     Raises:
-        ConfigError: no pixel order known, unknown class or newline.
+        ConfigError: no pixel order known, unknown class, or a bad or unknown option.
         RLEError, CocoFormatError: an annotation's segmentation cannot be decoded.
     """
-    dataset = _dataset(coco)
+    opts = load_options(ExportRleCsvOptions, coco=coco, out=out, **options)
+    order, class_column, newline = opts.order, opts.class_column, opts.newline
+    dataset = _dataset(opts.coco)
     meta = (dataset.dataset.get("info") or {}).get("kaggle_csv") or {}
     order = order or meta.get("order")
     if order not in ("row", "column"):
         raise ConfigError(f"pixel order {order!r}: pass order 'row' or 'column' (--order); the dataset does not "
                           "record one (it was not made by `convert rle-csv`)")
-    cats = _classes(dataset, classes)
+    cats = _classes(dataset, opts.classes)
     if class_column is None:
         class_column = meta.get("class_column") if meta else ("class" if len(cats) > 1 else None)
-    roles = {"id": id_column or meta.get("id_column") or "ImageId", "class": class_column or None,
-             "rle": rle_column or meta.get("rle_column") or "EncodedPixels"}
+    roles = {"id": opts.id_column or meta.get("id_column") or "ImageId", "class": class_column or None,
+             "rle": opts.rle_column or meta.get("rle_column") or "EncodedPixels"}
     if roles["class"] is None and len(cats) > 1:
         raise ConfigError(f"{len(cats)} classes ({', '.join(cats.values())}) need a class column: pass "
                           "class_column (--class-column) or choose one class (--classes)")
     columns = _columns(meta, roles)
-    empty = meta.get("empty_value", "") if empty_value is None else empty_value
-    if newline is not None and newline not in _NEWLINES:
-        raise ConfigError(f"newline must be one of {sorted(_NEWLINES)}; got {newline!r}")
+    empty = meta.get("empty_value", "") if opts.empty_value is None else opts.empty_value
     style = CsvStyle.from_dict(meta)
     if newline is not None:
         style = CsvStyle(**{**style.to_dict(), "newline": _NEWLINES[newline]})
     report = ConversionReport(source=str(dataset.source))
     report.add("images in", len(dataset.imgs))
-    make = _submission_rows if submission else _annotation_rows
+    make = _submission_rows if opts.submission else _annotation_rows
     records = make(dataset, cats, order, empty, report)
     rows = [[_cell(record, column, roles) for column in columns] for record in records]
     text = format_csv(columns, rows, style)
     report.add("rows out", len(rows))
-    if out is not None:
-        from cococxr.atomic import atomic_write_bytes
-
-        atomic_write_bytes(out, text.encode("utf-8"))
-        report.output = str(out)
+    if opts.out is not None:
+        atomic_write_bytes(opts.out, text.encode("utf-8"))
+        report.output = str(opts.out)
     return text, report
 
 
@@ -201,33 +216,4 @@ def _submission_rows(dataset, cats: dict[int, str], order: str, empty: str, repo
     return records
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr export rle-csv``."""
-    parser.add_argument("coco", help="COCO JSON file")
-    parser.add_argument("--out", "-o", required=True, help="CSV file to write (atomically)")
-    parser.add_argument("--order", choices=("row", "column"),
-                        help="pixel order (default: the one recorded by `convert rle-csv`; required otherwise)")
-    parser.add_argument("--submission", action="store_true",
-                        help="one row per image and class, empty cell for an empty mask (default: one row per "
-                             "annotation, in the original CSV's order when recorded)")
-    parser.add_argument("--classes", help="comma-separated classes to write, in order (default: all but findings)")
-    parser.add_argument("--id-column", help="image id column (default: recorded, else ImageId)")
-    parser.add_argument("--class-column", help="class column ('' for none; default: recorded, else 'class' when "
-                                               "there are several classes)")
-    parser.add_argument("--rle-column", help="RLE column (default: recorded, else EncodedPixels)")
-    parser.add_argument("--empty-value", help="cell of an empty mask (default: recorded, else '')")
-    parser.add_argument("--newline", choices=sorted(_NEWLINES), help="line ending (default: recorded, else lf)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr export rle-csv``."""
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
-    _, report = export_rle_csv(args.coco, args.out, order=args.order, id_column=args.id_column,
-                               class_column=args.class_column, rle_column=args.rle_column,
-                               submission=args.submission, classes=classes, empty_value=args.empty_value,
-                               newline=args.newline)
-    print(report.format())
-    return 0
-
-
-__all__ = ["export_rle_csv"]
+__all__ = ["ExportRleCsvOptions", "export_rle_csv"]

@@ -196,6 +196,16 @@ def parse_filter(text: str) -> RowFilter:
     return RowFilter(column=column, op=op, values=values, text=text)
 
 
+def parse_filters(filters) -> list[RowFilter]:
+    """Parse filter strings (one string, or a list of strings and :class:`RowFilter`); parsed ones are kept.
+
+    Raises:
+        ConfigError: a malformed filter string.
+    """
+    items = [filters] if isinstance(filters, str) else filters
+    return [item if isinstance(item, RowFilter) else parse_filter(item) for item in items]
+
+
 def select_rows(table: CsvTable, filters) -> list[bool]:
     """Rows of ``table`` that satisfy every filter (strings are parsed first).
 

@@ -18,15 +18,19 @@ from cococxr.errors import ConfigError, ConversionError
 RESERVED_KEYS = frozenset({"id", "file_name", "height", "width", "mask_resized_from"})
 
 
-def parse_keep(spec: str | list[str] | None) -> list[tuple[str, str]] | None:
+def parse_keep(spec: str | list | None) -> list[tuple[str, str]] | None:
     """Parse ``"patientid:patient_id,view,finding"`` (or the same as a list) into ``[(column, key), ...]``.
 
     ``None`` or an empty string means "every column" (resolved when the CSV is read).
+    ``(column, key)`` pairs in a list are kept, so parsing a parsed value changes nothing.
     """
-    if not spec:
+    if spec is None or (isinstance(spec, str) and not spec):
         return None
     pairs = []
     for part in (spec.split(",") if isinstance(spec, str) else spec):
+        if isinstance(part, (tuple, list)) and len(part) == 2:
+            pairs.append((str(part[0]), str(part[1])))
+            continue
         part = part.strip()
         if not part:
             continue
@@ -83,7 +87,7 @@ class MetadataTable:
         return row.get(self.label_column, "").strip() or None
 
 
-def read_metadata(path: str | os.PathLike, key: str = "filename", keep: str | None = None,
+def read_metadata(path: str | os.PathLike, key: str = "filename", keep: str | list | None = None,
                   label_column: str | None = None) -> MetadataTable:
     """Read a metadata CSV.
 
@@ -91,7 +95,8 @@ def read_metadata(path: str | os.PathLike, key: str = "filename", keep: str | No
         path: the CSV (UTF-8, header row).
         key: column holding the image file name (or its base name or stem).
         keep: ``"col:key,col2,..."`` columns to copy onto image records, renamed after
-            the colon; ``None`` copies every column except ``key`` under its own name.
+            the colon (or :func:`parse_keep`'s pairs); ``None`` copies every column except
+            ``key`` under its own name.
         label_column: column whose values become image-level label annotations.
 
     Raises:

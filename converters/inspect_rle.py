@@ -15,19 +15,18 @@ tell them apart, only the image (edge score, and a person looking at the PNG) ca
 """
 from __future__ import annotations
 
-import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError, RLEError
 from cococxr.rle import ORDERS
 
 from .csv_table import read_csv_table
-from .rle_csv import PRESETS, CsvColumns, id_fields, locate_image, resolve_spec
+from .rle_spec import PRESETS, CsvColumns, id_fields, locate_image, resolve_spec
 
 _TITLES = {"row": "row-major", "column": "column-major"}
 _COLOURS = ((255, 64, 64), (64, 200, 255), (255, 220, 0), (120, 255, 120), (255, 120, 255))
@@ -139,20 +138,41 @@ def _verdict(scores: dict[str, OrderScore], same: bool, square: bool) -> tuple[s
     return None, f"cannot tell: {why}; compare the two panels of the PNG with the image"
 
 
-def inspect_rle(csv: str | os.PathLike, image_id: str, out: str | os.PathLike | None = None, *,
-                images: str | os.PathLike | None = None, preset: str | None = None,
-                id_column: str | None = None, class_column: str | None = None, rle_column: str | None = None,
-                class_name: str | None = None, image_pattern: str | None = None, id_regex: str | None = None,
-                height: int | None = None, width: int | None = None, sep: str = ",") -> RleInspection:
+@dataclass
+class InspectRleOptions:
+    """The options of :func:`inspect_rle` and ``cococxr inspect-rle``.
+
+    ``out`` defaults to ``rle-orders-<id>.png`` in the current folder; ``class_name``
+    draws only that class's rows; the other options are as for
+    :func:`cococxr.converters.rle_csv.convert_rle_csv`.
+    """
+
+    csv: PathArg = option(None, "Kaggle RLE CSV", positional=True, required=True)
+    image_id: str = option(None, "the image id whose rows to draw", flags=("--id",), required=True)
+    out: PathArg | None = option(None, "PNG to write (default: rle-orders-<id>.png)", flags=("--out", "-o"))
+    class_name: str | None = option(None, "draw only this class's rows", flags=("--class",))
+    images: PathArg | None = option(None, "image folder (default: the CSV's folder)")
+    preset: str | None = option(None, "column names and image pattern of a known CSV", choices=tuple(sorted(PRESETS)))
+    id_column: str | None = option(None, "image id column (default: ImageId)")
+    class_column: str | None = option(None, "class column (default: none)")
+    rle_column: str | None = option(None, "RLE column (default: EncodedPixels)")
+    image_pattern: str | None = option(None, "image path under --images for an id (default: {id}.png)")
+    id_regex: str | None = option(None, "regex with named groups for the pattern (see convert rle-csv)")
+    height: int | None = option(None, "image height when there is no image file (with --width)")
+    width: int | None = option(None, "image width")
+    sep: str = option(",", "CSV separator (default: ',')")
+
+
+def inspect_rle(csv: PathArg, image_id: str, out: PathArg | None = None, **options) -> RleInspection:
     """Render one image's RLE rows decoded in both pixel orders and score each order.
 
     Args:
         csv: the Kaggle RLE CSV.
         image_id: the id whose rows are drawn.
         out: PNG to write (default: ``rle-orders-<id>.png`` in the current folder).
-        images, preset, id_column, class_column, rle_column, image_pattern, id_regex,
-        height, width, sep: as for :func:`cococxr.converters.rle_csv.convert_rle_csv`.
-        class_name: draw only the rows of this class.
+        **options: the other fields of :class:`InspectRleOptions` (``images``, ``preset``,
+            column names, ``class_name``, ``image_pattern``, ``id_regex``, ``height``,
+            ``width``, ``sep``).
 
     Returns:
         :class:`RleInspection`.
@@ -160,16 +180,19 @@ def inspect_rle(csv: str | os.PathLike, image_id: str, out: str | os.PathLike | 
     Raises:
         ConversionError: unknown column, id or class; no image and no explicit size.
         RLEError: a malformed row (names the line).
+        ConfigError: a bad or unknown option.
     """
     from cococxr.io import write_png
     from cococxr.rle import kaggle_rle_decode
 
+    opts = load_options(InspectRleOptions, csv=csv, image_id=image_id, out=out, **options)
+    image_id, class_name, height, width = opts.image_id, opts.class_name, opts.height, opts.width
     # The order is what we are looking for: any value satisfies resolve_spec.
-    spec = resolve_spec(preset, id_column=id_column, class_column=class_column, rle_column=rle_column,
-                        image_pattern=image_pattern, id_regex=id_regex, order="column")
-    csv = Path(csv)
-    root = Path(images) if images is not None else csv.parent
-    table = read_csv_table(csv, sep)
+    spec = resolve_spec(opts.preset, id_column=opts.id_column, class_column=opts.class_column, rle_column=opts.rle_column,
+                        image_pattern=opts.image_pattern, id_regex=opts.id_regex, order="column")
+    csv = Path(opts.csv)
+    root = Path(opts.images) if opts.images is not None else csv.parent
+    table = read_csv_table(csv, opts.sep)
     cols = CsvColumns.find(table, spec)
     if class_name is not None and cols.cls is None:
         raise ConfigError(f"--class {class_name!r} needs a class column (--class-column)")
@@ -205,41 +228,18 @@ def inspect_rle(csv: str | os.PathLike, image_id: str, out: str | os.PathLike | 
     panels = [_panel(base, decoded[o], classes, f"{_TITLES[o]}: {scores[o].fragments_per_row:.1f} fragments/row")
               for o in ORDERS]
     gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
-    out = Path(out) if out is not None else Path(f"rle-orders-{image_id}.png")
+    out = Path(opts.out) if opts.out is not None else Path(f"rle-orders-{image_id}.png")
     write_png(out, np.hstack((panels[0], gap, panels[1])))
     return RleInspection(image_id, len(picked), scores, plausible, hint, str(out))
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr inspect-rle``."""
-    parser.add_argument("csv", help="Kaggle RLE CSV")
-    parser.add_argument("--id", required=True, dest="image_id", help="the image id whose rows to draw")
-    parser.add_argument("--out", "-o", help="PNG to write (default: rle-orders-<id>.png)")
-    parser.add_argument("--class", dest="class_name", help="draw only this class's rows")
-    parser.add_argument("--images", help="image folder (default: the CSV's folder)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="column names and image pattern of a known CSV")
-    parser.add_argument("--id-column", help="image id column (default: ImageId)")
-    parser.add_argument("--class-column", help="class column (default: none)")
-    parser.add_argument("--rle-column", help="RLE column (default: EncodedPixels)")
-    parser.add_argument("--image-pattern", help="image path under --images for an id (default: {id}.png)")
-    parser.add_argument("--id-regex", help="regex with named groups for the pattern (see convert rle-csv)")
-    parser.add_argument("--height", type=int, help="image height when there is no image file (with --width)")
-    parser.add_argument("--width", type=int, help="image width")
-    parser.add_argument("--sep", default=",", help="CSV separator (default: ',')")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr inspect-rle``."""
-    result = inspect_rle(args.csv, args.image_id, args.out, images=args.images, preset=args.preset,
-                         id_column=args.id_column, class_column=args.class_column, rle_column=args.rle_column,
-                         class_name=args.class_name, image_pattern=args.image_pattern, id_regex=args.id_regex,
-                         height=args.height, width=args.width, sep=args.sep)
+def print_inspection(result: RleInspection) -> None:
+    """Print what ``cococxr inspect-rle`` found: the scores of each order and the hint."""
     print(f"{result.kaggle_id}: {result.rows} row(s) -> {result.output}")
     for score in result.scores.values():
         edge = "n/a" if score.edge_score is None else f"{score.edge_score:.2f}"
         print(f"  {_TITLES[score.order]:<13} fragments per row {score.fragments_per_row:5.2f}   edge score {edge}")
     print(f"hint: {result.hint}")
-    return 0
 
 
-__all__ = ["OrderScore", "RleInspection", "inspect_rle"]
+__all__ = ["InspectRleOptions", "OrderScore", "RleInspection", "inspect_rle", "print_inspection"]

@@ -9,16 +9,18 @@ Each (image, class) becomes one lossless COCO RLE annotation (``iscrowd: 0``), o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError
 
-from .common import ConversionReport, add_common_arguments, image_root_hint, list_images
-from .image_metadata import MetadataTable, read_metadata
+from .common import (ConversionReport, finish, indent_option, info_image_root, list_images, out_option,
+                     verify_images_option, workers_option)
+from .image_metadata import MetadataTable, parse_keep, read_metadata
 from .mask_records import SIZE_POLICIES, MaskDecoder, MaskItem, MaskOptions, assemble, convert_items, raise_problems
 
 _KEY = re.compile(r"^\s*(\d+)\s*(?:,\s*(\d+)\s*,\s*(\d+)\s*)?$")
@@ -142,114 +144,99 @@ def attach_metadata(items: list[MaskItem], table: MetadataTable | None,
     return labelled, extras
 
 
-def write_output(dataset, out: str | os.PathLike | None, report: ConversionReport, indent: int | None = None):
-    """Write ``dataset`` atomically when ``out`` is given and record it in the report."""
-    if out is not None:
-        dataset.write(out, indent=indent)
-        report.output = str(out)
+# The options of the mask converters (masks and covid-radiography), in their --help order.
+def size_mismatch_option():
+    """``--size-mismatch``: the size policy (see :mod:`converters.mask_records`)."""
+    return option("resize", "mask size != image size: 'resize' enlarges a smaller mask of the same aspect "
+                            "ratio (nearest neighbour, recorded as mask_resized_from), 'resize-any' also "
+                            "shrinks larger ones, 'error' refuses both (default: resize)", choices=SIZE_POLICIES)
 
 
-def convert_mask_folders(images: str | os.PathLike, masks: str | os.PathLike, out: str | os.PathLike | None = None,
-                         *, class_map: str | dict | None = None, class_name: str = "foreground",
-                         supercategory: str = "anatomy", mask_suffix: str = "", instances: bool = False,
-                         polygons: bool = False, size_mismatch: str = "resize", allow_missing_masks: bool = False,
-                         metadata: str | os.PathLike | None = None, metadata_key: str = "filename",
-                         keep: str | None = None, label_column: str | None = None, verify_images: bool = False,
-                         workers: int = 1, indent: int | None = None):
+def allow_missing_masks_option():
+    """``--allow-missing-masks``."""
+    return option(False, "record images without a mask, unannotated (default: error)")
+
+
+def instances_option():
+    """``--instances``: one annotation per 8-connected component."""
+    return option(False, "one annotation per connected component (default: one per image and class)")
+
+
+def polygons_option():
+    """``--polygons``: polygon segmentations (lossy; the report gives the IoU)."""
+    return option(False, "polygon segmentations (lossy) instead of RLE")
+
+
+def keep_option():
+    """``--keep``: ``"col:key,col2"`` metadata columns kept on image records (default: all)."""
+    return option(None, "metadata columns to keep as image keys, 'col:new_key,col2' (default: all)", parse=parse_keep)
+
+
+@dataclass
+class MaskFolderOptions:
+    """The options of :func:`convert_mask_folders` and ``cococxr convert masks``.
+
+    ``file_name`` is relative to ``images`` and ``info.image_root`` points at it (relative
+    to ``out``'s folder, absolute when ``out`` is None). Without ``class_map`` masks are
+    binary (any non-zero pixel is ``class_name``); ``class_map`` is ``{value: name}`` or
+    text / a JSON file for :func:`parse_class_map`. ``metadata`` rows add extra image keys
+    (see :mod:`converters.image_metadata`).
+    """
+
+    images: PathArg = option(None, "folder of images", positional=True, required=True)
+    masks: PathArg = option(None, "folder of masks (same stem, optional suffix; extension may differ)",
+                            positional=True, required=True)
+    class_name: str = option("foreground", "class of binary masks: any non-zero pixel (default: foreground)")
+    class_map: dict | None = option(None, "multi-class masks: '1=left_lung,2=right_lung', '255,0,0=lung;0,255,0=heart' "
+                                          "or a JSON file {\"1\": \"left_lung\"}; 0 is background",
+                                    parse=parse_class_map)
+    supercategory: str = option("anatomy", "supercategory of the classes (default: anatomy)")
+    mask_suffix: str = option("", "mask stem = image stem + SUFFIX, e.g. _mask")
+    metadata: PathArg | None = option(None, "CSV of per-image facts to attach (see --metadata-key, --keep)")
+    metadata_key: str = option("filename", "metadata column naming the image file (default: filename)")
+    label_column: str | None = option(None, "metadata column to add as image-level labels (e.g. finding)")
+    size_mismatch: str = size_mismatch_option()
+    allow_missing_masks: bool = allow_missing_masks_option()
+    instances: bool = instances_option()
+    polygons: bool = polygons_option()
+    verify_images: bool = verify_images_option()
+    keep: list | None = keep_option()
+    out: PathArg | None = out_option()
+    workers: int = workers_option()
+    indent: int | None = indent_option()
+
+
+def convert_mask_folders(images: PathArg, masks: PathArg, out: PathArg | None = None, **options):
     """Convert an image folder and a mask folder into one COCO dataset.
 
     Args:
-        images: folder of images; ``file_name`` is relative to it and ``info.image_root``
-            points at it (relative to ``out``'s folder, absolute when ``out`` is None).
+        images: folder of images.
         masks: folder of masks.
         out: COCO JSON to write atomically (nothing is written when None).
-        class_map: ``{value: name}``, or text/JSON file for :func:`parse_class_map`;
-            None means binary masks (any non-zero pixel is ``class_name``).
-        class_name: the class of binary masks.
-        supercategory: supercategory of the mask classes.
-        mask_suffix: mask stem = image stem + this (e.g. ``"_mask"``).
-        instances: one annotation per 8-connected component instead of per class.
-        polygons: polygon segmentations (lossy; the report gives the IoU) instead of RLE.
-        size_mismatch: ``"resize"``, ``"resize-any"`` or ``"error"`` (see mask_records).
-        allow_missing_masks: record images without a mask, unannotated.
-        metadata: CSV whose rows add extra image keys (see ``image_metadata``).
-        metadata_key: its column naming the image.
-        keep: ``"col:key,col2"`` columns to keep (default: all).
-        label_column: column whose value becomes an image-level label (``"finding"``).
-        verify_images: decode every image fully (default reads only its header).
-        workers: worker processes; the output is identical for any value.
-        indent: JSON indent.
+        **options: the other fields of :class:`MaskFolderOptions` (``class_map``,
+            ``class_name``, ``instances``, ``polygons``, ``size_mismatch``, ``metadata``, ...).
 
     Returns:
         ``(CocoDataset, ConversionReport)``.
 
     Raises:
         ConversionError: pairing problems, unreadable files, size or value mismatches.
-        ConfigError: bad options.
+        ConfigError: bad or unknown options.
     """
-    decoder = (MaskDecoder.from_class_map(parse_class_map(class_map)) if class_map is not None
-               else MaskDecoder.binary(class_name))
-    report = ConversionReport(source=f"{images} + {masks}")
-    table = read_metadata(metadata, metadata_key, keep, label_column) if metadata else None
-    pairs = pair_masks(images, masks, mask_suffix, allow_missing_masks)
+    opts = load_options(MaskFolderOptions, images=images, masks=masks, out=out, **options)
+    decoder = (MaskDecoder.from_class_map(opts.class_map) if opts.class_map is not None
+               else MaskDecoder.binary(opts.class_name))
+    report = ConversionReport(source=f"{opts.images} + {opts.masks}")
+    table = read_metadata(opts.metadata, opts.metadata_key, opts.keep, opts.label_column) if opts.metadata else None
+    pairs = pair_masks(opts.images, opts.masks, opts.mask_suffix, opts.allow_missing_masks)
     report.add("images in", len(pairs))
     report.add("masks in", sum(m is not None for _, m in pairs))
     items = [MaskItem(str(image), image.name, str(mask) if mask else None) for image, mask in pairs]
     items, extras = attach_metadata(items, table, report)
-    options = MaskOptions(decoder, instances=instances, polygons=polygons, size_mismatch=size_mismatch,
-                          verify_images=verify_images)
-    results = convert_items(items, options, workers)
-    root = image_root_hint(images, out) if out is not None else str(Path(images).resolve())
-    info = {"description": f"image + mask folders {Path(images).name} + {Path(masks).name}",
-            "image_root": root}
-    dataset = assemble(items, results, decoder, report, info=info, image_root=images, supercategory=supercategory,
-                       extras=extras)
-    write_output(dataset, out, report, indent)
-    return dataset, report
-
-
-def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the mask converters (size policy, geometry, metadata)."""
-    parser.add_argument("--size-mismatch", choices=SIZE_POLICIES, default="resize",
-                        help="mask size != image size: 'resize' enlarges a smaller mask of the same aspect "
-                             "ratio (nearest neighbour, recorded as mask_resized_from), 'resize-any' also "
-                             "shrinks larger ones, 'error' refuses both (default: resize)")
-    parser.add_argument("--allow-missing-masks", action="store_true",
-                        help="record images without a mask, unannotated (default: error)")
-    parser.add_argument("--instances", action="store_true",
-                        help="one annotation per connected component (default: one per image and class)")
-    parser.add_argument("--polygons", action="store_true", help="polygon segmentations (lossy) instead of RLE")
-    parser.add_argument("--verify-images", action="store_true",
-                        help="decode every image fully to catch truncated files (default: header only)")
-    parser.add_argument("--keep", help="metadata columns to keep as image keys, 'col:new_key,col2' (default: all)")
-    add_common_arguments(parser)
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert masks``."""
-    parser.add_argument("images", help="folder of images")
-    parser.add_argument("masks", help="folder of masks (same stem, optional suffix; extension may differ)")
-    parser.add_argument("--class-name", default="foreground",
-                        help="class of binary masks: any non-zero pixel (default: foreground)")
-    parser.add_argument("--class-map",
-                        help="multi-class masks: '1=left_lung,2=right_lung', '255,0,0=lung;0,255,0=heart' "
-                             "or a JSON file {\"1\": \"left_lung\"}; 0 is background")
-    parser.add_argument("--supercategory", default="anatomy", help="supercategory of the classes (default: anatomy)")
-    parser.add_argument("--mask-suffix", default="", help="mask stem = image stem + SUFFIX, e.g. _mask")
-    parser.add_argument("--metadata", help="CSV of per-image facts to attach (see --metadata-key, --keep)")
-    parser.add_argument("--metadata-key", default="filename",
-                        help="metadata column naming the image file (default: filename)")
-    parser.add_argument("--label-column", help="metadata column to add as image-level labels (e.g. finding)")
-    add_mask_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert masks``."""
-    _, report = convert_mask_folders(
-        args.images, args.masks, args.out, class_map=args.class_map, class_name=args.class_name,
-        supercategory=args.supercategory, mask_suffix=args.mask_suffix, instances=args.instances,
-        polygons=args.polygons, size_mismatch=args.size_mismatch, allow_missing_masks=args.allow_missing_masks,
-        metadata=args.metadata, metadata_key=args.metadata_key, keep=args.keep, label_column=args.label_column,
-        verify_images=args.verify_images, workers=args.workers, indent=args.indent)
-    print(report.format())
-    return 0
+    mask_options = MaskOptions(decoder, instances=opts.instances, polygons=opts.polygons, size_mismatch=opts.size_mismatch,
+                               verify_images=opts.verify_images)
+    results = convert_items(items, mask_options, opts.workers)
+    info = {"description": f"image + mask folders {Path(opts.images).name} + {Path(opts.masks).name}",
+            "image_root": info_image_root(opts.images, opts.out)}
+    builder = assemble(items, results, decoder, report, info=info, supercategory=opts.supercategory, extras=extras)
+    return finish(builder, opts.images, opts.out, report, opts.indent, checked=True)

@@ -2,7 +2,7 @@
 
 A converter lists :class:`MaskItem` s (image, its file name, its mask or None, its
 image-level label), runs :func:`convert_items` (parallel, ordered) and then
-:func:`assemble` numbers everything into a COCO dataset with a count report.
+:func:`assemble` numbers everything into a COCO builder with a count report.
 
 Size policy (``size_mismatch``) when a mask's size differs from its image's:
 
@@ -15,7 +15,6 @@ Size policy (``size_mismatch``) when a mask's size differs from its image's:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Sequence
@@ -250,13 +249,14 @@ def raise_problems(problems: list[str], what: str) -> None:
 
 
 def assemble(items: Sequence[MaskItem], results: Sequence[ItemResult], decoder: MaskDecoder,
-             report: ConversionReport, *, info: dict, image_root: str | os.PathLike, supercategory: str = "anatomy",
-             extras: dict[str, dict] | None = None, label_names: Sequence[str] | None = None):
-    """Number images, categories and annotations into a :class:`cococxr.coco.CocoDataset`.
+             report: ConversionReport, *, info: dict, supercategory: str = "anatomy",
+             extras: dict[str, dict] | None = None, label_names: Sequence[str] | None = None) -> CocoBuilder:
+    """Number images, categories and annotations into a :class:`cococxr.coco.CocoBuilder`.
 
     Categories: the decoder's classes (``supercategory``) in order, then the labels
-    (``"finding"``) in ``label_names`` order (default: sorted). Counts go to ``report``;
-    ``image_root`` is the folder the returned dataset resolves file names against.
+    (``"finding"``) in ``label_names`` order (default: sorted). Counts go to ``report``.
+    The builder checks every image and annotation as it is added, so the dataset needs
+    no re-validation (``finish(..., checked=True)``).
     """
     extras = extras or {}
     labels = list(label_names) if label_names is not None else sorted({i.label for i in items if i.label})
@@ -293,10 +293,7 @@ def assemble(items: Sequence[MaskItem], results: Sequence[ItemResult], decoder: 
     if ious:
         report.notes.append(f"polygons: raster IoU vs the mask min {min(ious):.4f}, mean {np.mean(ious):.4f} "
                             "(polygons are lossy; drop --polygons for exact RLE)")
-    # The builder checked every image and annotation as it was added; skip re-validating.
-    dataset = builder.build(image_root, validate=False)
-    dataset.validated = True
-    return dataset
+    return builder
 
 
 def _count(report: ConversionReport, item: MaskItem, result: ItemResult) -> None:

@@ -9,23 +9,23 @@ empty cells left out). The image size is read from each image's header.
 """
 from __future__ import annotations
 
-import argparse
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from cococxr.coco import CocoBuilder
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError, ImageReadError
+from cococxr.io import image_size
 from cococxr.paths import safe_join
 
-from .common import ConversionReport, add_common_arguments, image_root_hint, parallel_map
+from .common import ConversionReport, finish, indent_option, info_image_root, out_option, parallel_map, workers_option
 from .csv_table import CsvTable, read_csv_table
-from .filters import select_rows
+from .filters import parse_filters, select_rows
 from .image_metadata import RESERVED_KEYS, parse_keep
 
 
 def _image_size(job: tuple[str, int, str]) -> tuple[int, int]:
     """``(height, width)`` of one image; errors name the CSV line."""
-    from cococxr.io import image_size
-
     path, line, csv = job
     try:
         return image_size(path)
@@ -39,9 +39,8 @@ def _labels(cell: str, split: str | None) -> list[str]:
     return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
 
 
-def _kept_columns(table: CsvTable, keep: str | list | None, file_column: str) -> list[tuple[int, str]]:
-    """``(column index, image key)`` pairs; default every column but the file name's."""
-    pairs = parse_keep(keep) if isinstance(keep, str) or keep is None else list(keep)
+def _kept_columns(table: CsvTable, pairs: list[tuple[str, str]] | None, file_column: str) -> list[tuple[int, str]]:
+    """``(column index, image key)`` of the kept ``(column, key)`` pairs; None: every column but the file name's."""
     if pairs is None:
         pairs = [(c, c) for c in table.columns if c != file_column]
     reserved = sorted({key for _, key in pairs} & RESERVED_KEYS)
@@ -50,45 +49,61 @@ def _kept_columns(table: CsvTable, keep: str | list | None, file_column: str) ->
     return [(table.column_index(column, "--keep"), key) for column, key in pairs]
 
 
-def convert_metadata(csv: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                     file_column: str = "filename", label_column: str | None = "finding",
-                     label_split: str | None = None, supercategory: str = "finding", filters=(),
-                     keep: str | list | None = None, skip_missing: bool = False, sep: str = ",",
-                     workers: int = 1, indent: int | None = None):
+@dataclass
+class MetadataOptions:
+    """The options of :func:`convert_metadata` and ``cococxr convert metadata``.
+
+    ``filters`` are ``column op value`` strings (or parsed :class:`~converters.filters.RowFilter`),
+    all of which must hold; ``keep`` is ``"col:key,col2"`` or ``[(column, key)]``;
+    ``label_column`` None or ``""`` gives no labels.
+    """
+
+    csv: PathArg = option(None, "metadata CSV, one row per image", positional=True, required=True)
+    images: PathArg = option(None, "folder the file names are relative to", required=True)
+    file_column: str = option("filename", "column with the image file name (default: filename)")
+    label_column: str | None = option("finding", "column whose values become image-level labels "
+                                                 "(default: finding; '' for none)")
+    label_split: str | None = option(None, "split label cells on this text into several labels, e.g. ','")
+    supercategory: str = option("finding", "supercategory of the labels (default: finding)")
+    filters: list = option([], "keep rows where CONDITION holds; repeat for AND. 'modality=X-ray', 'view in PA,AP', "
+                               "'view not in L', 'age>=60' (also !=, <, <=, >; quote values with commas)",
+                           flags=("--filter",), metavar="CONDITION", repeat=True, parse=parse_filters)
+    keep: list | None = option(None, "columns kept on the image record, 'patientid:patient_id,view,sex,age' "
+                                     "(default: every column but the file name)", parse=parse_keep)
+    skip_missing: bool = option(False, "skip rows whose image does not exist (counted) instead of failing")
+    sep: str = option(",", "CSV separator (default: ',')")
+    out: PathArg | None = out_option()
+    workers: int = workers_option()
+    indent: int | None = indent_option()
+
+
+def convert_metadata(csv: PathArg, images: PathArg, out: PathArg | None = None, **options):
     """Convert a metadata CSV into COCO image records with image-level labels.
 
     Args:
         csv: the metadata CSV (UTF-8, optional BOM, LF or CRLF).
         images: folder the file names are relative to.
         out: COCO JSON to write atomically (nothing is written when None).
-        file_column: column holding the image file name.
-        label_column: column whose values become labels (None: no labels).
-        label_split: split a label cell on this text into several labels (e.g. ``","``).
-        supercategory: supercategory of the label categories.
-        filters: ``column op value`` strings (or parsed filters), all must hold.
-        keep: ``"col:key,col2"`` or ``[(column, key)]`` columns kept on the image record
-            (default: every column but the file name column).
-        skip_missing: skip rows whose image file does not exist (counted) instead of failing.
-        sep: CSV separator.
-        workers: worker processes reading image headers; the output is identical for any value.
-        indent: JSON indent.
+        **options: the other fields of :class:`MetadataOptions` (``file_column``,
+            ``label_column``, ``filters``, ``keep``, ``skip_missing``, ...).
 
     Returns:
         ``(CocoDataset, ConversionReport)``.
 
     Raises:
         ConversionError: unknown column, empty or repeated file name, missing image.
-        ConfigError: a malformed filter (names the position) or a reserved ``keep`` key.
+        ConfigError: a malformed filter (names the position), a reserved ``keep`` key,
+            or a bad or unknown option.
         ImageReadError: an image header cannot be read (names the line).
     """
-    from cococxr.coco import CocoBuilder
-
-    csv, images = Path(csv), Path(images)
-    table = read_csv_table(csv, sep)
+    opts = load_options(MetadataOptions, csv=csv, images=images, out=out, **options)
+    file_column, label_column, label_split = opts.file_column, opts.label_column, opts.label_split
+    csv, images = Path(opts.csv), Path(opts.images)
+    table = read_csv_table(csv, opts.sep)
     file_index = table.column_index(file_column, "--file-column")
     label_index = table.column_index(label_column, "--label-column") if label_column else None
-    kept = _kept_columns(table, keep, table.columns[file_index])
-    selected = select_rows(table, filters)
+    kept = _kept_columns(table, opts.keep, table.columns[file_index])
+    selected = select_rows(table, opts.filters)
     report = ConversionReport(source=str(csv))
     report.add("rows in", len(table.rows))
     report.add("rows filtered out", selected.count(False))
@@ -104,18 +119,18 @@ def convert_metadata(csv: str | os.PathLike, images: str | os.PathLike, out: str
         seen[name] = line
         path = safe_join(images, name, f"{csv}: line {line}: {file_column}")
         if not path.is_file():
-            if skip_missing:
+            if opts.skip_missing:
                 report.add("rows skipped: image missing")
                 continue
             raise ConversionError(f"{csv}: line {line}: image {path} does not exist "
                                   "(check --images and --file-column, or pass --skip-missing)")
         rows.append((row, line, name, str(path)))
-    sizes = parallel_map(_image_size, [(path, line, str(csv)) for _, line, _, path in rows], workers,
+    sizes = parallel_map(_image_size, [(path, line, str(csv)) for _, line, _, path in rows], opts.workers,
                          desc="reading image headers")
     labelled = [_labels(row[label_index], label_split) if label_index is not None else [] for row, *_ in rows]
-    root = image_root_hint(images, out) if out is not None else str(images.resolve())
-    builder = CocoBuilder(info={"description": f"metadata table {csv.name}", "image_root": root})
-    cat_ids = {name: builder.add_category(name, supercategory)
+    builder = CocoBuilder(info={"description": f"metadata table {csv.name}",
+                                "image_root": info_image_root(images, opts.out)})
+    cat_ids = {name: builder.add_category(name, opts.supercategory)
                for name in sorted({label for labels in labelled for label in labels})}
     for (row, _, name, _), (height, width), labels in zip(rows, sizes, labelled):
         extras = {key: row[index].strip() for index, key in kept if row[index].strip()}
@@ -127,41 +142,7 @@ def convert_metadata(csv: str | os.PathLike, images: str | os.PathLike, out: str
         report.add("images without a label", sum(not labels for labels in labelled))
     for label in cat_ids:
         report.add(f"labels out: {label}", sum(label in labels for labels in labelled))
-    dataset = builder.build(images)
-    if out is not None:
-        dataset.write(out, indent=indent)
-        report.output = str(out)
-    return dataset, report
+    return finish(builder, images, opts.out, report, opts.indent)
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert metadata``."""
-    parser.add_argument("csv", help="metadata CSV, one row per image")
-    parser.add_argument("--images", required=True, help="folder the file names are relative to")
-    parser.add_argument("--file-column", default="filename", help="column with the image file name (default: filename)")
-    parser.add_argument("--label-column", default="finding",
-                        help="column whose values become image-level labels (default: finding; '' for none)")
-    parser.add_argument("--label-split", help="split label cells on this text into several labels, e.g. ','")
-    parser.add_argument("--supercategory", default="finding", help="supercategory of the labels (default: finding)")
-    parser.add_argument("--filter", action="append", default=[], dest="filters", metavar="CONDITION",
-                        help="keep rows where CONDITION holds; repeat for AND. 'modality=X-ray', 'view in PA,AP', "
-                             "'view not in L', 'age>=60' (also !=, <, <=, >; quote values with commas)")
-    parser.add_argument("--keep", help="columns kept on the image record, 'patientid:patient_id,view,sex,age' "
-                                       "(default: every column but the file name)")
-    parser.add_argument("--skip-missing", action="store_true",
-                        help="skip rows whose image does not exist (counted) instead of failing")
-    parser.add_argument("--sep", default=",", help="CSV separator (default: ',')")
-    add_common_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert metadata``."""
-    _, report = convert_metadata(
-        args.csv, args.images, args.out, file_column=args.file_column, label_column=args.label_column or None,
-        label_split=args.label_split, supercategory=args.supercategory, filters=args.filters, keep=args.keep,
-        skip_missing=args.skip_missing, sep=args.sep, workers=args.workers, indent=args.indent)
-    print(report.format())
-    return 0
-
-
-__all__ = ["convert_metadata"]
+__all__ = ["MetadataOptions", "convert_metadata"]

@@ -90,7 +90,7 @@ def test_bad_dicom_names_the_file_or_is_skipped(folder, tmp_path):
 def test_options_are_checked(folder, tmp_path):
     with pytest.raises(ConfigError, match="PatientId"):
         convert_dicom(folder, tmp_path / "png", tags="PatientId")
-    with pytest.raises(ConfigError, match="8 or 16"):
+    with pytest.raises(ConfigError, match="bits=12 is not one of 8, 16"):
         convert_dicom(folder, tmp_path / "png", bits=12)
     assert png_name("a/1.2.840.113.dcm") == "a/1.2.840.113.png"
     assert png_name("a/1.2.840.113") == "a/1.2.840.113.png"
