@@ -27,12 +27,16 @@ class Command:
         help: the one-line help shown by ``cococxr --help`` and as the description.
         configure: adds the command's arguments to its parser.
         run: runs the command on the parsed arguments; returns the exit code.
+        schema: the option schema of a command made by :meth:`from_schema` (else None).
+        function: the function such a command calls (else None).
     """
 
     path: tuple[str, ...]
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    schema: type | None = None
+    function: Callable[..., Any] | None = None
 
     @property
     def name(self) -> str:
@@ -51,7 +55,7 @@ class Command:
             show(function(**option_values(schema, args)))
             return 0
 
-        return cls(tuple(path), help, lambda parser: add_arguments(parser, schema), run)
+        return cls(tuple(path), help, lambda parser: add_arguments(parser, schema), run, schema, function)
 
 
 __all__ = ["Command"]

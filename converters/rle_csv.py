@@ -22,6 +22,9 @@ the COCO file:
 The export reproduces the CSV exactly when every RLE string is canonical (single
 spaces, maximal runs) and, in semantic mode, no image has two non-empty rows of one
 class; the report counts the rows for which this does not hold.
+
+How a CSV is read (columns, pixel order, presets, where an id's image is) is
+:mod:`converters.rle_spec`; this module decodes the rows and numbers the dataset.
 """
 from __future__ import annotations
 
