@@ -24,10 +24,10 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from cococxr.errors import ConfigError
+from cococxr.rle import coco_to_runs, merge_runs, runs_to_kaggle
 
 from .common import ConversionReport
 from .csv_table import CsvStyle, format_csv
-from .rle_runs import coco_to_runs, merge_runs, runs_to_kaggle
 
 _NEWLINES = {"lf": "\n", "crlf": "\r\n"}
 _ROLES = ("id", "class", "rle")

@@ -37,10 +37,10 @@ import numpy as np
 
 from cococxr.errors import ConfigError, ConversionError, RLEError
 from cococxr.paths import check_relative_name
+from cococxr.rle import merge_runs, runs_to_coco, runs_to_kaggle
 
 from .common import ConversionReport, add_common_arguments, image_root_hint, parallel_map
 from .csv_table import CsvTable, read_csv_table
-from .rle_runs import merge_runs, runs_to_coco, runs_to_kaggle
 
 #: Image record keys a ``--id-regex`` group may not use.
 RESERVED_IMAGE_KEYS = frozenset({"id", "file_name", "height", "width", "kaggle_id", "kaggle_empty_rows"})
