@@ -81,6 +81,30 @@ def test_counts_of_any_32_bit_size_round_trip(counts):
     np.testing.assert_array_equal(decode_counts(encode_counts(counts)), np.array(counts, np.int64))
 
 
+@FAST
+@given(run_counts(max_count=200), st.booleans())
+def test_arbitrary_counts_decode_to_pycocotools_mask(counts, tall):
+    """Zero-length runs anywhere (also foreground-free counts), either image orientation."""
+    n = int(counts.sum())
+    if n == 0:
+        return
+    h, w = (n, 1) if tall else (1, n)
+    segm = {"size": [h, w], "counts": pycoco_string(counts)}
+    expected = mask_utils.decode({"size": [h, w], "counts": segm["counts"].encode()})
+    np.testing.assert_array_equal(coco_rle_decode(segm, h, w), expected)
+    np.testing.assert_array_equal(coco_rle_decode({"size": [h, w], "counts": counts.tolist()}, h, w), expected)
+
+
+@pytest.mark.parametrize("counts, shape", [
+    ([6, 0], (1, 6)), ([3, 0, 3], (1, 6)), ([3, 0, 3], (6, 1)), ([3, 0, 3], (2, 3)), ([0, 0, 6], (3, 2)),
+    ([2, 0, 3, 0, 1], (1, 6)), ([0, 6], (2, 3)), ([5, 1, 0], (2, 3)),
+])
+def test_counts_with_zero_length_runs_only_decode_like_pycocotools(counts, shape):
+    segm = {"size": list(shape), "counts": counts}
+    expected = mask_utils.decode(mask_utils.frPyObjects(segm, *shape))
+    np.testing.assert_array_equal(coco_rle_decode(segm, *shape), expected)
+
+
 def test_delta_rule_starts_at_the_fourth_count():
     # rleToString: x = cnts[i]; if (i > 2) x -= cnts[i - 2]; written: 3, 5, 4, 6-5=1, 2-4=-2.
     # -2 is the 5-bit chunk 0b11110 (sign bit 0x10 set): chr(48 + 30) == "N".

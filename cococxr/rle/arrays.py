@@ -73,11 +73,13 @@ def counts_to_mask(counts: np.ndarray, height: int, width: int, order: str = "co
     """
     if counts.size % 2 == 0:
         counts = np.append(counts, 0)
-    if counts.size == 1 or not counts[1::2].any():
+    if counts.size == 1:
         return np.zeros((height, width), np.uint8)
     n_lines, line = (width, height) if order == "column" else (height, width)
     first = counts[0] // line  # first line (row or column) holding foreground
     last = (height * width - counts[-1] - 1) // line + 1  # one past the last such line
+    if last <= first:  # only zero-length foreground runs
+        return np.zeros((height, width), np.uint8)
     span = counts.copy()
     span[0] -= first * line
     span[-1] -= (n_lines - last) * line
