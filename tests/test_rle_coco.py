@@ -268,3 +268,5 @@ def test_encode_counts_rejects_out_of_range_counts():
         encode_counts([2**32])
     with pytest.raises(RLEError, match="1-D"):
         encode_counts([[1, 2]])
+    with pytest.raises(RLEError, match="integers in 0..4294967295"):
+        encode_counts([2**64])

@@ -113,7 +113,10 @@ def encode_counts(counts) -> str:
     Raises:
         RLEError: a count is out of range or the counts are not 1-D.
     """
-    counts = np.asarray(counts, dtype=np.int64)
+    try:
+        counts = np.asarray(counts, dtype=np.int64)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise RLEError(f"COCO RLE counts must be integers in 0..{MAX_COUNT}: {exc}") from exc
     if counts.ndim != 1:
         raise RLEError(f"COCO RLE counts must be 1-D; got shape {counts.shape}")
     _check_range(counts, "COCO RLE ")
