@@ -20,22 +20,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from cococxr.errors import CococxrError, CocoFormatError, ConfigError, ConversionError
-from cococxr.rle import (
-    _binary,
-    _check_size,
-    _decode_pycoco,
-    _json_rle,
-    _pycoco_from_counts,
-    _runs_to_counts,
-    _segmentation_rle,
-    _value_runs,
-    coco_rle_encode,
-    polygons_to_mask,
-    rle_area,
-    rle_bbox,
-    segmentation_to_mask,
-    segmentation_to_rle,
-)
+from cococxr.rle.arrays import binary_mask, check_size, value_runs
+from cococxr.rle.coco_rle import coco_rle_encode, decode_pycoco, rle_area, rle_bbox
+from cococxr.rle.runs import runs_to_coco
+from cococxr.rle.segmentation import polygons_to_mask, segmentation_rle, segmentation_to_mask, segmentation_to_rle
 
 
 # ------------------------------------------------------------ annotations -> masks
@@ -73,8 +61,8 @@ def _union(anns: list[Mapping], height: int, width: int, size: tuple[int, int] |
     rles = []
     for ann in anns:
         with _naming(ann):
-            rles.append(_segmentation_rle(ann["segmentation"], height, width, validated))
-    return _decode_pycoco(rles[0] if len(rles) == 1 else mask_utils.merge(rles), size)
+            rles.append(segmentation_rle(ann["segmentation"], height, width, validated))
+    return decode_pycoco(rles[0] if len(rles) == 1 else mask_utils.merge(rles), size)
 
 
 def _class_planes(anns: Iterable[Mapping], height: int, width: int, category_ids: Sequence[int],
@@ -83,8 +71,8 @@ def _class_planes(anns: Iterable[Mapping], height: int, width: int, category_ids
     index = {cat_id: k for k, cat_id in enumerate(category_ids)}
     if len(index) != len(category_ids):
         raise ConfigError(f"category_ids has duplicates: {list(category_ids)}")
-    height, width = _check_size(height, width)
-    size = None if size is None else _check_size(*size)
+    height, width = check_size(height, width)
+    size = None if size is None else check_size(*size)
     groups = [[] for _ in category_ids]
     for ann in anns:
         k = index.get(ann.get("category_id"))
@@ -150,14 +138,12 @@ def _component_rles(binary: np.ndarray) -> list[dict]:
     """COCO RLE of each 8-connected component, in one vectorised pass over the pixels."""
     height, width = binary.shape
     n_labels, labels = cv2.connectedComponents(binary, connectivity=8)
-    starts, ends, values = _value_runs(cv2.transpose(labels).ravel())  # column-major
+    starts, ends, values = value_runs(cv2.transpose(labels).ravel())  # column-major
     keep = values > 0
     starts, ends, values = starts[keep], ends[keep], values[keep]
     order = np.argsort(values, kind="stable")  # group by component, keep pixel order
     groups = np.split(order, np.cumsum(np.bincount(values, minlength=n_labels)[1:])[:-1])
-    n_pixels = height * width
-    return [_json_rle(_pycoco_from_counts(_runs_to_counts(starts[g], ends[g] - starts[g], n_pixels),
-                                          height, width)) for g in groups]
+    return [runs_to_coco(starts[g], ends[g] - starts[g], height, width) for g in groups]
 
 
 def _component_crops(binary: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
@@ -197,7 +183,7 @@ def mask_to_annotations(mask, category_id: int, image_id, *, instances: bool = F
     Returns:
         Annotations without ``id``; ``[]`` for an empty mask.
     """
-    binary = _binary(mask)
+    binary = binary_mask(mask)
     if not binary.any():
         return []
     if polygons:
@@ -255,7 +241,7 @@ def mask_to_polygons(mask) -> tuple[list[list[float]], float]:
         ``(polygons, iou)``: ``[[x1, y1, x2, y2, ...], ...]`` and the raster IoU of the
         polygons with the mask (1.0 for an empty mask).
     """
-    binary = _binary(mask)
+    binary = binary_mask(mask)
     upscaled = np.repeat(np.repeat(binary, 2, axis=0), 2, axis=1)
     contours, _ = cv2.findContours(upscaled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     polygons = [_edge_polygon(c) for c in contours]

@@ -26,10 +26,10 @@ import numpy as np
 from cococxr.atomic import atomic_write_bytes
 from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError
+from cococxr.rle import coco_to_runs, merge_runs, runs_to_kaggle
 
 from .common import ConversionReport, comma_list, out_option
 from .csv_table import CsvStyle, format_csv
-from .rle_runs import coco_to_runs, merge_runs, runs_to_kaggle
 
 _NEWLINES = {"lf": "\n", "crlf": "\r\n"}
 _ROLES = ("id", "class", "rle")

@@ -37,10 +37,10 @@ import numpy as np
 from cococxr.coco import CocoBuilder
 from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError, RLEError
+from cococxr.rle import merge_runs, runs_to_coco, runs_to_kaggle
 
 from .common import ConversionReport, finish, indent_option, info_image_root, out_option, parallel_map, workers_option
 from .csv_table import CsvTable, read_csv_table
-from .rle_runs import merge_runs, runs_to_coco, runs_to_kaggle
 from .rle_spec import PRESETS, CsvColumns, RleSpec, id_fields, locate_image, resolve_spec
 
 _MAX_LISTED = 5

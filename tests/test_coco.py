@@ -18,9 +18,10 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from cococxr.coco import (STRATIFY_BY_LABELS, CocoBuilder, CocoDataset, ValidationIssue, _decode_rle_string,
-                          is_label_annotation, merge, validate_dataset)
+from cococxr.coco import (STRATIFY_BY_LABELS, CocoBuilder, CocoDataset, ValidationIssue, is_label_annotation, merge,
+                          validate_dataset)
 from cococxr.errors import CocoFormatError, ConfigError, ConversionError, UnsafePathError
+from cococxr.rle import decode_counts
 
 H, W = 20, 30
 
@@ -263,7 +264,7 @@ def test_rounded_bbox_and_area_are_tolerated():
 def test_rle_string_decoder_matches_pycocotools(rows):
     mask = np.array(rows, np.uint8)
     rle = mask_utils.encode(np.asfortranarray(mask))
-    runs = _decode_rle_string(rle["counts"].decode("ascii"))
+    runs = decode_counts(rle["counts"].decode("ascii"))
     decoded = np.repeat(np.arange(runs.size) % 2, runs).astype(np.uint8).reshape(mask.shape, order="F")
     np.testing.assert_array_equal(decoded, mask)
 
@@ -272,7 +273,7 @@ def test_rle_string_decoder_handles_large_runs():
     mask = np.zeros((300, 400), np.uint8)
     mask[100:250, 10:390] = 1
     mask[7, 5] = 1
-    runs = _decode_rle_string(rle_of(mask)["counts"])
+    runs = decode_counts(rle_of(mask)["counts"])
     assert runs.sum() == mask.size and runs[1::2].sum() == mask.sum()
 
 

@@ -15,10 +15,10 @@ from cococxr.cli import main
 from cococxr.converters.export_rle_csv import export_rle_csv
 from cococxr.converters.inspect_rle import inspect_rle
 from cococxr.converters.rle_csv import convert_rle_csv
-from cococxr.converters.rle_runs import coco_to_runs, merge_runs, runs_to_coco, runs_to_kaggle
 from cococxr.errors import ConfigError, ConversionError, RLEError
 from cococxr.io import read_mask
-from cococxr.rle import coco_rle_decode, coco_rle_encode, kaggle_rle_encode, parse_kaggle_rle
+from cococxr.rle import (coco_rle_decode, coco_rle_encode, coco_to_runs, kaggle_rle_encode, merge_runs, parse_kaggle_rle,
+                         runs_to_coco, runs_to_kaggle)
 
 from conftest import shared
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from pycocotools import mask as mask_utils
@@ -21,32 +21,16 @@ from cococxr.masks import (
 )
 from cococxr.preprocess import resize_mask
 from cococxr.rle import coco_rle_encode
+from rle_strategies import FAST
+from rle_strategies import masks as rle_masks
+from rle_strategies import shapes as rle_shapes
 
-FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-shapes = st.one_of(
-    st.tuples(st.integers(1, 30), st.integers(1, 30)),
-    st.tuples(st.just(1), st.integers(1, 40)),
-    st.tuples(st.integers(1, 40), st.just(1)),
-)
+shapes = rle_shapes(30, 40)
 
 
-@st.composite
-def masks(draw) -> np.ndarray:
-    """uint8 0/1 masks: noise (many components, holes), rectangles with holes, edge cases."""
-    h, w = draw(shapes)
-    kind = draw(st.sampled_from(["noise", "blobs", "empty", "full", "pixel"]))
-    if kind == "noise":
-        return draw(hnp.arrays(np.uint8, (h, w), elements=st.integers(0, 1)))
-    mask = np.full((h, w), kind == "full", np.uint8)
-    if kind == "pixel":
-        mask[draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))] = 1
-    if kind == "blobs":
-        for value in draw(st.lists(st.booleans(), min_size=1, max_size=6)):
-            y0, y1 = sorted(draw(st.tuples(st.integers(0, h), st.integers(0, h))))
-            x0, x1 = sorted(draw(st.tuples(st.integers(0, w), st.integers(0, w))))
-            mask[y0:y1, x0:x1] = value
-    return mask
+def masks():
+    """uint8 0/1 masks up to 30x30 (and 1x40, 40x1): see rle_strategies.masks."""
+    return rle_masks(30, 40)
 
 
 def pycoco_rle(segmentation, h: int, w: int) -> dict:

@@ -1,84 +1,28 @@
-"""cococxr.rle: Kaggle RLE (both pixel orders) and COCO RLE, with pycocotools as oracle."""
+"""cococxr.rle: Kaggle RLE (both pixel orders), polygons and segmentation dispatch.
+
+COCO RLE strings and dicts are tested in test_rle_coco.py, runs in test_rle_runs.py.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from pycocotools import mask as mask_utils
 
 from cococxr.errors import CocoFormatError, ConfigError, RLEError
 from cococxr.rle import (
-    coco_rle_decode,
     coco_rle_encode,
     kaggle_rle_decode,
     kaggle_rle_encode,
     parse_kaggle_rle,
     polygons_to_mask,
-    rle_area,
-    rle_bbox,
     segmentation_to_mask,
-    segmentation_to_rle,
 )
-from cococxr.rle import _compressed_counts
-
-FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-# ------------------------------------------------------------------------ strategies
-shapes = st.one_of(
-    st.tuples(st.integers(1, 40), st.integers(1, 40)),
-    st.tuples(st.just(1), st.integers(1, 60)),  # 1xN
-    st.tuples(st.integers(1, 60), st.just(1)),  # Nx1
-)
-
-
-@st.composite
-def masks(draw) -> np.ndarray:
-    """Random uint8 0/1 masks: noise, rectangles with holes, empty, full, one pixel."""
-    h, w = draw(shapes)
-    kind = draw(st.sampled_from(["noise", "blobs", "empty", "full", "pixel"]))
-    if kind == "noise":
-        return draw(hnp.arrays(np.uint8, (h, w), elements=st.integers(0, 1)))
-    mask = np.full((h, w), kind == "full", np.uint8)
-    if kind == "pixel":
-        mask[draw(st.integers(0, h - 1)), draw(st.integers(0, w - 1))] = 1
-    if kind == "blobs":
-        for value in draw(st.lists(st.booleans(), min_size=1, max_size=6)):  # 0 = hole
-            y0, y1 = sorted(draw(st.tuples(st.integers(0, h), st.integers(0, h))))
-            x0, x1 = sorted(draw(st.tuples(st.integers(0, w), st.integers(0, w))))
-            mask[y0:y1, x0:x1] = value
-    return mask
-
-
-@st.composite
-def canonical_rles(draw) -> tuple[str, tuple[int, int]]:
-    """A valid canonical Kaggle RLE (maximal, non-adjacent runs) and its image shape."""
-    h, w = draw(shapes)
-    bounds = sorted(draw(st.sets(st.integers(0, h * w), max_size=40)))
-    bounds = bounds[: len(bounds) // 2 * 2]  # [start0, end, start0, end, ...] all distinct
-    pairs = [f"{s + 1} {e - s}" for s, e in zip(bounds[0::2], bounds[1::2])]
-    return " ".join(pairs), (h, w)
-
-
-def pycoco_encode(mask: np.ndarray) -> dict:
-    """Reference COCO RLE of a mask, by pycocotools."""
-    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+from rle_strategies import FAST, canonical_rles, masks
 
 
 # ----------------------------------------------------------------- property tests
-@FAST
-@given(masks())
-def test_coco_rle_round_trip_is_exact_and_matches_pycocotools(mask):
-    rle = coco_rle_encode(mask)
-    assert isinstance(rle["counts"], str)
-    assert rle == {"size": list(mask.shape), "counts": pycoco_encode(mask)["counts"].decode()}
-    decoded = coco_rle_decode(rle, *mask.shape)
-    assert decoded.dtype == np.uint8 and decoded.flags.c_contiguous
-    np.testing.assert_array_equal(decoded, mask)
-
-
 @FAST
 @given(masks(), st.sampled_from(["row", "column"]))
 def test_kaggle_rle_round_trip_is_exact(mask, order):
@@ -104,17 +48,6 @@ def test_row_and_column_orders_relate_by_transpose(mask):
     h, w = mask.shape
     np.testing.assert_array_equal(kaggle_rle_decode(text, (h, w), "column"),
                                   kaggle_rle_decode(text, (w, h), "row").T)
-
-
-@FAST
-@given(masks())
-def test_area_and_bbox_equal_pycocotools(mask):
-    reference = pycoco_encode(mask)
-    for rle in (coco_rle_encode(mask), reference):
-        area, bbox = rle_area(rle), rle_bbox(rle)
-        assert type(area) is int and area == int(mask_utils.area(reference)) == mask.sum()
-        assert all(type(v) is float for v in bbox)
-        assert bbox == mask_utils.toBbox(reference).tolist()
 
 
 @FAST
@@ -220,64 +153,6 @@ def test_bad_shape_and_order():
         kaggle_rle_decode("1 1", (0, 2))
     with pytest.raises(ConfigError, match="2-D"):
         kaggle_rle_encode(np.ones((2, 2, 3)))
-
-
-# ---------------------------------------------------------------------- COCO RLE
-def test_uncompressed_and_bytes_counts_decode():
-    mask = np.array([[0, 1, 1], [1, 0, 0]], np.uint8)  # column-major: 0 1 1 0 1 0
-    expected_counts = [1, 2, 1, 1, 1]
-    np.testing.assert_array_equal(
-        coco_rle_decode({"size": [2, 3], "counts": expected_counts}, 2, 3), mask)
-    compressed = pycoco_encode(mask)
-    np.testing.assert_array_equal(coco_rle_decode(compressed, 2, 3), mask)  # bytes counts
-    assert rle_area({"size": [2, 3], "counts": expected_counts}) == 3
-    assert rle_bbox({"size": [2, 3], "counts": expected_counts}) == [0.0, 0.0, 3.0, 2.0]
-
-
-@FAST
-@given(masks())
-def test_compressed_counts_parser_matches_pycocotools(mask):
-    counts = _compressed_counts(pycoco_encode(mask)["counts"])
-    assert counts.sum() == mask.size and (counts >= 0).all()
-    flat = np.repeat(np.arange(counts.size) % 2, counts)
-    np.testing.assert_array_equal(flat, mask.ravel(order="F"))
-
-
-def test_segmentation_to_rle_is_what_pycocotools_evaluates():
-    polygons = [[1.0, 1.0, 8.0, 1.5, 7.0, 6.0, 2.0, 5.0]]
-    rle = segmentation_to_rle(polygons, 9, 16)
-    reference = mask_utils.merge(mask_utils.frPyObjects(polygons, 9, 16))
-    assert rle == {"size": [9, 16], "counts": reference["counts"].decode()}
-    uncompressed = {"size": [2, 3], "counts": [1, 2, 3]}
-    assert segmentation_to_rle(uncompressed, 2, 3)["counts"] == mask_utils.frPyObjects(
-        uncompressed, 2, 3)["counts"].decode()
-
-
-def test_coco_rle_size_mismatch_is_named():
-    rle = coco_rle_encode(np.ones((4, 5), np.uint8))
-    with pytest.raises(RLEError, match=r"size \[4, 5\] differs from the image size \[5, 4\]"):
-        coco_rle_decode(rle, 5, 4)
-    with pytest.raises(RLEError, match="differs"):
-        segmentation_to_mask(rle, 4, 6)
-
-
-@pytest.mark.parametrize("segm, match", [
-    ({"size": [2, 3], "counts": [1, 2, 1]}, "sum to 4; expected height"),
-    ({"size": [2, 3], "counts": "0:0"}, "sum to 10; expected height"),  # would overrun
-    ({"size": [2, 3], "counts": "03"}, "sum to 3; expected height"),
-    ({"size": [2, 3], "counts": "0\x7f"}, "outside '0'..'o'"),
-    ({"size": [2, 3], "counts": "0o"}, "middle of a count"),
-    ({"size": [2, 3], "counts": "0" + "o" * 13 + "0"}, "over 60 bits"),
-    ({"size": [2, 3], "counts": "0é"}, "ASCII"),
-    ({"size": [2, 3], "counts": [1, -2, 7]}, r"counts\[1\] is -2"),
-    ({"size": [2, 3], "counts": [1.5, 4.5]}, "integers"),
-    ({"size": [2, 3], "counts": 7}, "string or a list"),
-    ({"size": [2], "counts": "6"}, "size"),
-    ({"counts": "6"}, "'size' and 'counts'"),
-])
-def test_malformed_coco_rle(segm, match):
-    with pytest.raises(RLEError, match=match):
-        coco_rle_decode(segm, 2, 3)
 
 
 # ---------------------------------------------------------------------- polygons

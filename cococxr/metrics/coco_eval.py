@@ -1,0 +1,166 @@
+"""COCO evaluation: predicted masks as COCO results, and COCO AP/AR by pycocotools' COCOeval."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from cococxr.errors import CocoFormatError, ConfigError
+from cococxr.metrics.overlap import binarize
+from cococxr.rle import coco_rle_encode
+
+COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
+                   "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+def _mask_score(prob: np.ndarray, mask: np.ndarray) -> float:
+    if np.issubdtype(prob.dtype, np.floating):
+        return float(prob[mask].mean())
+    return 1.0
+
+
+def masks_to_coco_results(image_ids: Sequence[int], masks, category_ids: Sequence[int],
+                          scores=None, threshold: float = 0.5) -> list[dict]:
+    """Turn per-image, per-class predicted masks into COCO result dicts.
+
+    Args:
+        image_ids: one COCO image id per prediction.
+        masks: per image an ``(H, W, K)`` (or ``(H, W)`` for one class) array of
+            probabilities or 0/1 values; images may differ in size.
+        category_ids: K category ids, the category of each mask channel.
+        scores: optional ``(N, K)`` confidences; by default the mean probability inside
+            the predicted mask (1.0 for binary masks).
+        threshold: binarisation threshold for float arrays.
+
+    Returns:
+        One ``{"image_id", "category_id", "segmentation": {"size", "counts": str},
+        "score"}`` per non-empty mask (empty predictions are left out).
+    """
+    if len(image_ids) != len(masks):
+        raise ConfigError(f"{len(image_ids)} image ids for {len(masks)} masks")
+    results = []
+    for n, (image_id, probs) in enumerate(zip(image_ids, masks)):
+        probs = np.asarray(probs)
+        probs = probs[..., None] if probs.ndim == 2 else probs
+        if probs.shape[-1] != len(category_ids):
+            raise ConfigError(f"image {image_id}: {probs.shape[-1]} mask channels for "
+                              f"{len(category_ids)} category ids")
+        for k, category_id in enumerate(category_ids):
+            mask = binarize(probs[..., k], threshold)
+            if not mask.any():
+                continue
+            score = float(scores[n][k]) if scores is not None else _mask_score(probs[..., k], mask)
+            results.append({"image_id": int(image_id), "category_id": int(category_id),
+                            "segmentation": coco_rle_encode(mask), "score": score})
+    return results
+
+
+def _geometry_dataset(gt) -> dict:
+    if hasattr(gt, "to_pycocotools"):
+        gt = gt.to_pycocotools()
+    dataset = gt.dataset if hasattr(gt, "dataset") else gt
+    if not isinstance(dataset, Mapping) or "images" not in dataset:
+        raise CocoFormatError("coco_evaluate: gt must be a pycocotools COCO, a CocoDataset "
+                              "or a COCO dict with 'images'")
+    dataset = copy.copy(dict(dataset))
+    dataset["annotations"] = [a for a in dataset.get("annotations", []) if "segmentation" in a]
+    return dataset
+
+
+def _complete_annotations(dataset: dict) -> None:
+    images = {img["id"]: img for img in dataset["images"]}
+    completed = []
+    for ann in dataset["annotations"]:
+        ann = dict(ann)
+        if "area" not in ann or "bbox" not in ann:
+            img = images[ann["image_id"]]
+            rle = _to_rle(ann["segmentation"], img["height"], img["width"])
+            ann.setdefault("area", float(mask_utils.area(rle)))
+            ann.setdefault("bbox", [float(v) for v in mask_utils.toBbox(rle)])
+        ann.setdefault("iscrowd", 0)
+        completed.append(ann)
+    dataset["annotations"] = completed
+
+
+def _to_rle(segm, height: int, width: int) -> dict:
+    if isinstance(segm, list):
+        return mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
+    if isinstance(segm["counts"], list):
+        return mask_utils.frPyObjects(segm, height, width)
+    return segm
+
+
+def _quiet_coco(dataset: dict):
+    coco = COCO()
+    coco.dataset = dataset
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def _detections(coco_gt, results: Sequence[dict]):
+    if results:
+        return coco_gt.loadRes(copy.deepcopy(list(results)))
+    # loadRes cannot take an empty list; an empty result set scores 0 like any miss.
+    return _quiet_coco({"images": coco_gt.dataset["images"],
+                        "categories": coco_gt.dataset.get("categories", []),
+                        "annotations": []})
+
+
+def _category_ap(precision: np.ndarray, k: int) -> float | None:
+    values = precision[:, :, k, 0, -1]  # all IoU thresholds and recalls, area all, 100 dets
+    values = values[values > -1]
+    return float(values.mean()) if values.size else None
+
+
+def coco_evaluate(gt, results: Sequence[dict], iou_type: str = "segm") -> dict:
+    """COCO AP/AR of ``results`` against the geometry annotations of ``gt``.
+
+    Annotations without ``segmentation`` (image-level labels) are left out of the ground
+    truth; missing ``area``/``bbox``/``iscrowd`` are filled from the segmentation.
+    Only categories with geometry annotations are evaluated.
+
+    Args:
+        gt: a ``pycocotools.coco.COCO``, a :class:`cococxr.coco.CocoDataset` or a COCO dict.
+        results: result dicts (e.g. from :func:`masks_to_coco_results`).
+        iou_type: ``"segm"`` or ``"bbox"`` (boxes come from the result masks when the
+            results have no ``bbox``).
+
+    Returns:
+        ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
+        "ARm", "ARl", "per_category": {name: AP}}``. A value pycocotools reports as -1
+        (no ground truth in that area range) is None. Empty ``results`` give 0.0 for every
+        value defined by the ground truth.
+    """
+    if iou_type not in ("segm", "bbox"):
+        raise ConfigError(f"iou_type must be 'segm' or 'bbox', not {iou_type!r}")
+    dataset = _geometry_dataset(gt)
+    _complete_annotations(dataset)
+    coco_gt = _quiet_coco(dataset)
+    cat_ids = sorted({a["category_id"] for a in dataset["annotations"]})
+    unknown = sorted({r["image_id"] for r in results} - set(coco_gt.imgs))
+    if unknown:
+        raise CocoFormatError(f"coco_evaluate: results refer to image ids {unknown[:10]} "
+                              f"that are not in the ground truth")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_dt = _detections(coco_gt, results)
+        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
+        evaluator.params.catIds = cat_ids
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    out = {name: (None if value == -1 else float(value))
+           for name, value in zip(COCO_STAT_NAMES, evaluator.stats)}
+    precision = evaluator.eval["precision"]
+    out["per_category"] = {coco_gt.cats[c]["name"]: _category_ap(precision, k)
+                           for k, c in enumerate(cat_ids)}
+    return out
+
+
+__all__ = ["COCO_STAT_NAMES", "masks_to_coco_results", "coco_evaluate"]
