@@ -12,9 +12,12 @@ A pipeline declares its settings as a dataclass whose fields are made with
 * validation (types, choices, required keys) with a :class:`~cococxr.errors.ConfigError`
   naming every unknown or bad key.
 
-Resolution order: dataclass defaults < config file < flags given on the command line
-(or keyword overrides in Python). The resolved config is what a run folder stores as
-``config.json``, and that file can be fed back with ``--config``.
+Resolution order: dataclass defaults < the schema's built-in recipe < config file <
+flags given on the command line (or keyword overrides in Python). A schema names its
+built-in recipe (a YAML or JSON file with the same keys, shipped with the package) in a
+``RECIPE`` class attribute (``typing.ClassVar``); schemas without one skip that layer. The
+resolved config is what a run folder stores as ``config.json``, and that file can be fed
+back with ``--config``.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ import os
 import typing
 from pathlib import Path
 from typing import Any, Mapping
+
+import yaml
 
 from cococxr.atomic import atomic_write_json
 from cococxr.errors import ConfigError
@@ -109,8 +114,6 @@ def read_config_file(path: str | os.PathLike) -> dict:
         raise ConfigError(f"config file {path}: cannot read it ({exc})") from exc
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
@@ -217,6 +220,14 @@ def build_config(schema, *layers: tuple[Mapping, str]):
     return config
 
 
+def recipe_layers(schema) -> list[tuple[Mapping, str]]:
+    """The layer of ``schema``'s built-in recipe (its ``RECIPE`` file), or none."""
+    path = getattr(schema, "RECIPE", None)
+    if path is None:
+        return []
+    return [(read_config_file(path), f"built-in recipe {path}")]
+
+
 def load_config(schema, source: Any = None, **overrides):
     """Resolve a config for the Python API.
 
@@ -228,7 +239,7 @@ def load_config(schema, source: Any = None, **overrides):
     Returns:
         A validated ``schema`` instance.
     """
-    layers: list[tuple[Mapping, str]] = []
+    layers = recipe_layers(schema)
     if isinstance(source, schema):
         layers.append((dataclasses.asdict(source), f"{schema.__name__} object"))
     elif isinstance(source, Mapping):
@@ -240,9 +251,9 @@ def load_config(schema, source: Any = None, **overrides):
 
 
 def config_from_args(schema, args: argparse.Namespace):
-    """Resolve a config from parsed flags: ``--config`` file first, then the flags given."""
+    """Resolve a config from parsed flags: built-in recipe, ``--config`` file, then the flags given."""
     names = {f.name for f in dataclasses.fields(schema)}
-    layers: list[tuple[Mapping, str]] = []
+    layers = recipe_layers(schema)
     if getattr(args, "config", None):
         layers.append((read_config_file(args.config), f"config file {args.config}"))
     flags = {name: value for name, value in vars(args).items() if name in names}
@@ -266,6 +277,7 @@ __all__ = [
     "flag_name",
     "add_config_arguments",
     "read_config_file",
+    "recipe_layers",
     "build_config",
     "load_config",
     "config_from_args",
