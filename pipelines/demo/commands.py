@@ -6,6 +6,7 @@ config file fails at once; the pipeline (TensorFlow) is imported only then.
 from __future__ import annotations
 
 import argparse
+import time
 
 from cococxr.command import Command
 from cococxr.config import add_config_arguments, config_from_args
@@ -19,11 +20,12 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run ``cococxr demo``."""
+    started = time.perf_counter()  # the report's startup time includes importing TensorFlow
     config = config_from_args(DemoConfig, args)
     input_folders(config)
     from cococxr.pipelines.demo import run  # deferred: imports TensorFlow
 
-    return run.main(config)
+    return run.main(config, started)
 
 
 COMMANDS = [
