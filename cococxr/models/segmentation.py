@@ -13,6 +13,11 @@ BatchNormalization (ResNet backbones) gets the mean of its RGB statistics.
 
 ``arch="plain_unet"`` is the from-scratch U-Net of the chest X-ray lung segmentation
 study, built without segmentation_models (``backbone`` is ignored).
+
+The names (architectures, backbones, losses, optimizers) are in
+:mod:`cococxr.models.registry`, which needs no TensorFlow; each architecture's factory
+here (``make_unet``, ``make_fpn``, ``make_linknet``, ``make_pspnet``, ``make_plain_unet``)
+is registered there by name, and :func:`build_segmentation_model` dispatches through it.
 """
 from __future__ import annotations
 
