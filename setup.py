@@ -1,12 +1,14 @@
-"""Package discovery for the three source roots (metadata lives in pyproject.toml).
+"""Package discovery for the source roots (metadata lives in pyproject.toml).
 
-``cococxr/`` is the core; ``converters/`` and ``pipelines/`` sit at the top of the
-repository but install as ``cococxr.converters`` and ``cococxr.pipelines``, so every
-package below them is found here rather than listed by hand.
+``cococxr/`` is the core; ``converters/``, ``pipelines/`` and ``configs/`` (the recipes)
+sit at the top of the repository but install as ``cococxr.converters``,
+``cococxr.pipelines`` and ``cococxr.configs``, so every package below them is found
+here rather than listed by hand.
 """
 from setuptools import find_packages, setup
 
-ROOTS = {"cococxr": "cococxr", "cococxr.converters": "converters", "cococxr.pipelines": "pipelines"}
+ROOTS = {"cococxr": "cococxr", "cococxr.converters": "converters", "cococxr.pipelines": "pipelines",
+         "cococxr.configs": "configs"}
 
 
 def packages() -> list[str]:

@@ -3,6 +3,8 @@
 Importing ``cococxr`` configures the Keras flavour (see :mod:`cococxr._env`) but does not
 import TensorFlow; the public names below load their modules on first use.
 """
+import importlib
+
 from cococxr import _env  # noqa: F401  (must run before anything imports TensorFlow)
 from cococxr._version import __version__
 
@@ -24,7 +26,5 @@ __all__ = ["__version__", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cococxr' has no attribute {name!r}")

@@ -12,7 +12,7 @@ The same schema then gives, in one of two styles:
   ``input_size`` or ``input-size``), and :func:`load_config` for Python. Values may be
   text (``"none"``, ``"true"``, ``"64"``) and are converted to the field's type. Resolution
   order: dataclass defaults < config file < flags given on the command line (or keyword
-  overrides in Python). The resolved config is what a run folder stores as
+  overrides in Python), with the schema's recipe (below) after the defaults. The resolved config is what a run folder stores as
   ``config.json``, and that file can be fed back with ``--config``.
 * **plain options** (the converters): arguments via :func:`add_arguments` (positionals,
   short aliases, ``store_true`` switches, repeatable flags; ``argparse`` checks types and
@@ -21,6 +21,10 @@ The same schema then gives, in one of two styles:
 
 Either way, validation (types, choices, parsers, required fields) raises a
 :class:`~cococxr.errors.ConfigError` naming every unknown key, with a did-you-mean.
+
+For configs, a schema may name a built-in recipe (a YAML or JSON file with the same keys,
+shipped with the package) in a ``RECIPE`` class attribute (``typing.ClassVar``); the
+resolution order is then dataclass defaults < recipe < config file < flags.
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ import os
 import typing
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
+
+import yaml
 
 from cococxr.atomic import atomic_write_json
 from cococxr.errors import ConfigError
@@ -179,8 +185,6 @@ def read_config_file(path: str | os.PathLike) -> dict:
         raise ConfigError(f"config file {path}: cannot read it ({exc})") from exc
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
@@ -354,6 +358,14 @@ def load_options(schema, **values):
     return config
 
 
+def recipe_layers(schema) -> list[tuple[Mapping, str]]:
+    """The layer of ``schema``'s built-in recipe (its ``RECIPE`` file), or none."""
+    path = getattr(schema, "RECIPE", None)
+    if path is None:
+        return []
+    return [(read_config_file(path), f"built-in recipe {path}")]
+
+
 def load_config(schema, source: Any = None, **overrides):
     """Resolve a config for the Python API.
 
@@ -365,7 +377,7 @@ def load_config(schema, source: Any = None, **overrides):
     Returns:
         A validated ``schema`` instance.
     """
-    layers: list[tuple[Mapping, str]] = []
+    layers = recipe_layers(schema)
     if isinstance(source, schema):
         layers.append((dataclasses.asdict(source), f"{schema.__name__} object"))
     elif isinstance(source, Mapping):
@@ -377,9 +389,9 @@ def load_config(schema, source: Any = None, **overrides):
 
 
 def config_from_args(schema, args: argparse.Namespace):
-    """Resolve a config from parsed flags: ``--config`` file first, then the flags given."""
+    """Resolve a config from parsed flags: built-in recipe, ``--config`` file, then the flags given."""
     names = {f.name for f in dataclasses.fields(schema)}
-    layers: list[tuple[Mapping, str]] = []
+    layers = recipe_layers(schema)
     if getattr(args, "config", None):
         layers.append((read_config_file(args.config), f"config file {args.config}"))
     flags = {name: value for name, value in vars(args).items() if name in names}
@@ -410,6 +422,7 @@ __all__ = [
     "add_config_arguments",
     "add_arguments",
     "read_config_file",
+    "recipe_layers",
     "build_config",
     "load_config",
     "load_options",

@@ -1,8 +1,9 @@
 """Pictures and reports a person would rather look at than read.
 
 Learning curves, confusion matrices and mask overlays as PNG files, and a
-self-contained HTML report (images embedded as base64) for a run. Uses matplotlib's
-Agg backend: no display needed.
+self-contained HTML report (images embedded as base64) for a run. Figures are drawn
+with matplotlib's object-oriented API and rendered by Agg: no display needed, and
+pyplot's global state (its backend, its open figures) is never touched.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
+from matplotlib.figure import Figure
 
 from cococxr.atomic import atomic_write_bytes, atomic_write_text
 
@@ -23,19 +25,9 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _figure_png(fig) -> bytes:
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -49,9 +41,9 @@ def learning_curves_png(history: Mapping[str, Sequence[float]], path: str | Path
     Returns:
         The PNG bytes.
     """
-    plt = _pyplot()
     names = [k for k in history if not k.startswith("val_") and k not in ("lr", "learning_rate", "epoch")]
-    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4 * max(len(names), 1), 3.2), squeeze=False)
+    fig = Figure(figsize=(4 * max(len(names), 1), 3.2))
+    axes = fig.subplots(1, max(len(names), 1), squeeze=False)
     for ax, name in zip(axes[0], names):
         ax.plot(range(1, len(history[name]) + 1), history[name], label="train")
         if f"val_{name}" in history:
@@ -68,9 +60,9 @@ def learning_curves_png(history: Mapping[str, Sequence[float]], path: str | Path
 def confusion_matrix_png(matrix: np.ndarray, class_names: Sequence[str], path: str | Path | None = None,
                          title: str = "Confusion matrix") -> bytes:
     """Draw a confusion matrix (rows: truth, columns: prediction) with counts in the cells."""
-    plt = _pyplot()
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1.5))
+    fig = Figure(figsize=(1.2 * len(class_names) + 2, 1.2 * len(class_names) + 1.5))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)

@@ -68,7 +68,7 @@ def _preprocessing_fn(preprocessing, channels: int) -> Callable | None:
         raise ConfigError(f"preprocessing must be None, a backbone name or a callable, got {preprocessing!r}")
     if channels != 3:
         raise ConfigError(f"preprocessing={preprocessing!r} normalises RGB channels: use channels=3")
-    import segmentation_models as sm  # after cococxr._tf: needs SM_FRAMEWORK=tf.keras
+    import segmentation_models as sm  # deferred: loads its backbone zoo; needed only for a backbone's preprocessing
 
     try:
         return sm.get_preprocessing(preprocessing)
@@ -116,7 +116,7 @@ class _CocoSequence(keras.utils.Sequence):
         self._augmenter = None
         if augment is not None:
             # albumentations imports torch when it is installed (~0.5 GB): load it only when used
-            from cococxr.augment import build_augmenter
+            from cococxr.augment import build_augmenter  # deferred: albumentations, which imports torch
 
             self._augmenter = build_augmenter(augment)
         _check_choice("subset", subset, ("train", "predict"))

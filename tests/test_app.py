@@ -32,8 +32,8 @@ def build_tiny_models(folder: Path) -> tuple[Path, Path]:
     from cococxr.models.io import save_model
     from cococxr.models.segmentation import build_plain_unet
     from cococxr.config import save_config
-    from cococxr.pipelines.segmentation.train import SegmentationConfig
-    from cococxr.pipelines.classification.thresholds import ClassifierSidecar, write_sidecar
+    from cococxr.pipelines.segmentation.config import SegmentationConfig
+    from cococxr.pipelines.engine.cards import ClassifierSidecar, write_sidecar
 
     seg = save_model(build_plain_unet((32, 32, 1), 1, filters=(4, 8)), folder / "seg" / "model.h5")
     save_config(SegmentationConfig(train="train.json", val="val.json", classes=["lung"], arch="plain_unet",
@@ -53,7 +53,7 @@ def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def settings(tiny_models):
-    from cococxr.pipelines.app.page import Settings
+    from cococxr.pipelines.app.settings import Settings
 
     return Settings(*tiny_models)
 
@@ -106,7 +106,7 @@ def texts(at: AppTest) -> str:
 
 # ---------------------------------------------------------------- settings and launcher
 def test_settings_default_to_the_demo_models(tmp_path, monkeypatch):
-    from cococxr.pipelines.app.page import settings_from_env
+    from cococxr.pipelines.app.settings import settings_from_env
 
     monkeypatch.chdir(tmp_path)
     assert settings_from_env({}).seg_model is None
@@ -156,7 +156,7 @@ def test_analysis_of_a_sample(settings, tmp_path, monkeypatch):
     from pycocotools import mask as mask_utils
 
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.app.page import analyze_upload, sample_bytes, sample_images
+    from cococxr.pipelines.app.analysis import analyze_upload, sample_bytes, sample_images
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert sample_images()[SAMPLE] == "COVID-19"
@@ -184,7 +184,7 @@ def test_analysis_of_a_sample(settings, tmp_path, monkeypatch):
 
 
 def test_analysis_of_a_dicom(settings):
-    from cococxr.pipelines.app.page import analyze_upload
+    from cococxr.pipelines.app.analysis import analyze_upload
 
     result = analyze_upload((BAD / "dicom" / "valid 8x8 ü.dcm").read_bytes(), "scan", settings)
     assert result.file_name == "scan.dcm" and result.overlay.shape == (8, 8, 3)
@@ -198,7 +198,7 @@ def test_analysis_of_a_dicom(settings):
 def test_bad_uploads_raise_cococxr_errors(settings, tmp_path, monkeypatch, path, error, message):
     from dataclasses import replace
 
-    from cococxr.pipelines.app.page import analyze_upload
+    from cococxr.pipelines.app.analysis import analyze_upload
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(error, match=message.replace(".", r"\.")):
@@ -210,8 +210,9 @@ def test_bad_uploads_raise_cococxr_errors(settings, tmp_path, monkeypatch, path,
 def test_masked_classifier_without_its_segmentation_model(tiny_models, tmp_path, mask_with):
     import shutil
 
-    from cococxr.pipelines.app.page import Settings, analyze_upload, sample_bytes
-    from cococxr.pipelines.classification.thresholds import read_sidecar, write_sidecar
+    from cococxr.pipelines.app.analysis import analyze_upload, sample_bytes
+    from cococxr.pipelines.app.settings import Settings
+    from cococxr.pipelines.engine.cards import read_sidecar, write_sidecar
 
     cls = Path(shutil.copy(tiny_models[1], tmp_path / "cls.h5"))
     sidecar = read_sidecar(tiny_models[1])
@@ -224,7 +225,7 @@ def test_masked_classifier_without_its_segmentation_model(tiny_models, tmp_path,
 
 
 def test_draw_annotations_gives_a_legend(tmp_path):
-    from cococxr.pipelines.app.page import draw_annotations, load_coco_file
+    from cococxr.pipelines.app.coco_files import draw_annotations, load_coco_file
 
     coco = load_coco_file(str(sample_coco(tmp_path)))
     rgb, legend = draw_annotations(coco, 1)

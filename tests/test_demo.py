@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from cococxr.errors import ConfigError
-from cococxr.pipelines.demo.run import (DEFAULT_RECIPE, QUICK_RECIPE, STAGES, DemoConfig, Layout, convert, input_folders,
-                                    recipe_for, run_pipeline, summary_lines)
+from cococxr.pipelines.demo.config import DemoConfig, input_folders
+from cococxr.pipelines.demo.recipe import DEFAULT_RECIPE, QUICK_RECIPE, recipe_for
+from cococxr.pipelines.demo.run import STAGES, run_pipeline, summary_lines
+from cococxr.pipelines.demo.stages import convert
+from cococxr.pipelines.engine.layout import Layout
 from conftest import SAMPLE
 
 UNIT_KEYS = {"segmentation": ("dice", "iou", "segm_AP", "segm_AP50", "segm_AP75", "val_dice"),
@@ -72,7 +75,7 @@ def test_quick_demo_report_embeds_every_picture(quick_demo):
 
 def test_quick_demo_models_load_where_the_app_looks(quick_demo):
     from cococxr.models.io import load_model
-    from cococxr.pipelines.classification.thresholds import read_sidecar
+    from cococxr.pipelines.engine.cards import read_sidecar
 
     layout = Layout(quick_demo["out"])
     assert quick_demo["seg_model"] == str(layout.seg_model) and quick_demo["cls_model"] == str(layout.cls_model)

@@ -82,7 +82,7 @@ def test_label_map_orders_mask_categories_by_id():
 
 
 def test_config_checks_name_the_bad_value():
-    from cococxr.pipelines.maskrcnn.train import MaskRCNNConfig, check_config
+    from cococxr.pipelines.maskrcnn.config import MaskRCNNConfig, check_config
     from cococxr.config import load_config
 
     def check(**values):
@@ -112,7 +112,7 @@ def _truth_instances(coco, label_map: LabelMap):
 
 def test_ground_truth_as_predictions_scores_ap_one(tmp_path):
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.segmentation.compare import comparison_row
+    from cococxr.pipelines.segmentation.comparison import comparison_row
     from cococxr.pipelines.maskrcnn.evaluate import score_instances
 
     _, val = tiny_coco(tmp_path)
@@ -197,7 +197,8 @@ def test_dataset_targets_come_from_the_masks(torch, caplog):
 
 def test_optimizer_clips_the_global_gradient_norm(torch):
     from cococxr.config import load_config
-    from cococxr.pipelines.maskrcnn.train import MaskRCNNConfig, build_optimizer
+    from cococxr.pipelines.maskrcnn.common import build_optimizer
+    from cococxr.pipelines.maskrcnn.config import MaskRCNNConfig
 
     base = {"train": "t.json", "val": "v.json"}
     model = torch.nn.Linear(4, 1, bias=False)
@@ -229,7 +230,7 @@ def trained_run(torch, tmp_path_factory):
 
 
 def test_two_training_iterations_stay_finite(torch, trained_run):
-    from cococxr.pipelines.segmentation.compare import read_extra_row
+    from cococxr.pipelines.segmentation.comparison import read_extra_row
     from cococxr.pipelines.maskrcnn.model import read_checkpoint
 
     run_dir, _ = trained_run

@@ -35,7 +35,7 @@ def detectron2():
 
 def _settings(**overrides) -> dict:
     from cococxr.config import config_to_dict, load_config
-    from cococxr.pipelines.maskrcnn.train import MaskRCNNConfig
+    from cococxr.pipelines.maskrcnn.config import MaskRCNNConfig
 
     return config_to_dict(load_config(MaskRCNNConfig, {"train": "t.json", "val": "v.json", **overrides}))
 
@@ -78,7 +78,7 @@ def trained_run(detectron2, tmp_path_factory):
 def test_two_training_iterations_stay_finite_and_both_evaluations_agree(detectron2, trained_run):
     import torch
 
-    from cococxr.pipelines.segmentation.compare import read_extra_row
+    from cococxr.pipelines.segmentation.comparison import read_extra_row
     from cococxr.pipelines.maskrcnn.model import read_checkpoint
 
     run_dir, _ = trained_run

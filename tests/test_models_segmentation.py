@@ -118,6 +118,39 @@ def test_configuration_errors():
         get_loss("hinge")
 
 
+def test_the_registry_names_what_segmentation_models_and_the_factories_know():
+    import segmentation_models as sm
+
+    from cococxr.models import registry
+    from cococxr.models import segmentation as S
+
+    assert list(registry.BACKBONES) == list(sm.Backbones.models_names())
+    assert set(registry.LOSSES) == set(S.LOSSES) and set(registry.OPTIMIZERS) == set(S.OPTIMIZERS)
+    for entry in registry.ARCHITECTURES.values():
+        assert entry.factory() is getattr(S, f"make_{entry.name}")
+    assert not registry.get_architecture("plain_unet").uses_backbone
+
+
+def test_build_segmentation_model_dispatches_through_the_registry():
+    from cococxr.models import registry
+
+    calls = []
+
+    def tiny(backbone, input_shape, classes, activation, encoder_weights, encoder_freeze, **kwargs):
+        calls.append((backbone, input_shape, classes, activation, encoder_weights, encoder_freeze, kwargs))
+        return build_plain_unet(input_shape, classes, activation, filters=(4,))
+
+    registry.register_architecture("tiny_test_net", f"{__name__}:_TINY", uses_backbone=False)
+    globals()["_TINY"] = tiny
+    try:
+        model = build_segmentation_model("TINY_test_net", backbone="not-a-backbone", classes=2,
+                                         input_shape=(32, 32, 1), filters=(4,))
+    finally:
+        del registry.ARCHITECTURES["tiny_test_net"]
+    assert model.output_shape == (None, 32, 32, 2)
+    assert calls == [("not-a-backbone", (32, 32, 1), 2, "sigmoid", None, False, {"filters": (4,)})]
+
+
 def test_get_metrics_names():
     assert [m.__name__ for m in get_metrics(1)] == ["iou_score", "f1-score"]
     names = [m.__name__ for m in get_metrics(["left lung", "heart"])]

@@ -12,10 +12,10 @@ import pytest
 
 from cococxr.coco import STRATIFY_BY_LABELS, CocoDataset
 from cococxr.errors import ConfigError
-from cococxr.pipelines.classification.train import ClassificationConfig
+from cococxr.pipelines.classification.config import ClassificationConfig
 from cococxr.pipelines.classification.labels import merge_labels, resolve_classes
 from cococxr.config import add_config_arguments, config_from_args
-from cococxr.pipelines.classification.thresholds import ClassifierSidecar, decide, read_sidecar, sidecar_path, write_sidecar
+from cococxr.pipelines.engine.cards import ClassifierSidecar, decide, read_sidecar, sidecar_path, write_sidecar
 from conftest import SAMPLE
 
 TINY = dict(model="cnn", model_options="n_blocks=2;base_filters=4;dense_units=8;batch_norm=false", input_size=64,
@@ -74,7 +74,7 @@ def test_config_file_and_flags_resolve_to_the_same_config(tmp_path):
 
 
 def test_model_options_are_parsed_as_yaml_values():
-    from cococxr.pipelines.classification.train import parse_model_options
+    from cococxr.pipelines.classification.config import parse_model_options
 
     assert parse_model_options("batch_norm=false; base_filters=16;filters=[8, 16];pooling=max") == {
         "batch_norm": False, "base_filters": 16, "filters": [8, 16], "pooling": "max"}
@@ -87,7 +87,7 @@ def test_model_options_are_parsed_as_yaml_values():
 
 def test_config_models_mirror_the_classifier_registry():
     from cococxr.models.classifiers import CLASSIFIERS
-    from cococxr.pipelines.classification.train import SCRATCH_MODELS, TRANSFER_MODELS
+    from cococxr.pipelines.classification.config import SCRATCH_MODELS, TRANSFER_MODELS
 
     assert set(SCRATCH_MODELS + TRANSFER_MODELS) == set(CLASSIFIERS)
 
@@ -259,7 +259,9 @@ def seg_model(data):
 
 def test_mask_with_coco_and_a_seg_model_zero_what_the_model_sees_outside_the_lungs(data, seg_model):
     from cococxr.masks import annotations_to_channels
-    from cococxr.pipelines.classification.data import LungMasker, classifier_sequence, labelled_coco, mask_source
+    from cococxr.pipelines.classification.data import labelled_coco
+    from cococxr.pipelines.engine.classifier import classifier_sequence, mask_source
+    from cococxr.pipelines.engine.segmenter import LungMasker
     from cococxr.preprocess import resize_mask
 
     raw = CocoDataset(data["train"])

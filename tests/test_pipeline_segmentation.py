@@ -10,7 +10,7 @@ import pytest
 
 from cococxr.errors import ConfigError
 from cococxr.config import add_config_arguments, config_from_args, load_config
-from cococxr.pipelines.segmentation.train import SegmentationConfig
+from cococxr.pipelines.segmentation.config import SegmentationConfig
 from seg_data import tiny_coco
 
 TINY = dict(arch="plain_unet", filters=[4, 8], input_size=64, epochs=1, steps_per_epoch=2, batch_size=2,
@@ -68,7 +68,7 @@ def _truth_masks(coco, classes):
 
 def test_perfect_predictions_score_dice_one(tmp_path):
     from cococxr.coco import CocoDataset
-    from cococxr.pipelines.segmentation.evaluate import score_predictions
+    from cococxr.pipelines.engine.evaluation import score_predictions
 
     _, val = tiny_coco(tmp_path)
     coco = CocoDataset(val)
@@ -84,7 +84,7 @@ def test_perfect_predictions_score_dice_one(tmp_path):
 def test_uw_madison_score_groups_case_day_volumes():
     from cococxr.coco import CocoBuilder
     from cococxr.masks import mask_to_annotations
-    from cococxr.pipelines.segmentation.evaluate import score_predictions
+    from cococxr.pipelines.engine.evaluation import score_predictions
 
     builder = CocoBuilder()
     cat = builder.add_category("stomach", "anatomy")
@@ -231,7 +231,8 @@ def test_compare_without_backbones_only_tabulates_existing_runs(tmp_path, capsys
 
 
 def test_compare_tables_with_extra_rows(trained_run, tmp_path):
-    from cococxr.pipelines.segmentation.compare import ROW_KEYS, compare_backbones
+    from cococxr.pipelines.segmentation.compare import compare_backbones
+    from cococxr.pipelines.segmentation.comparison import ROW_KEYS
 
     result, train, val = trained_run
     extra = tmp_path / "maskrcnn" / "metrics.json"

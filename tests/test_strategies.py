@@ -128,7 +128,7 @@ def test_multiworker_strategy_with_two_local_workers(tiny, tmp_path):
 
 
 def test_strategy_errors_are_config_errors(tiny, monkeypatch):
-    from cococxr.pipelines.engine.runs import make_strategy
+    from cococxr.pipelines.engine.distribute import make_strategy
     from cococxr.pipelines.segmentation.train import train_segmentation
 
     monkeypatch.delenv("TF_CONFIG", raising=False)

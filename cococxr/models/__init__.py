@@ -1,44 +1,40 @@
 """Keras models: segmentation (segmentation_models + a plain U-Net), classifiers, custom
 layers and the segment-then-classify composite, with one save/load pair for all.
 
-Importing this package imports TensorFlow (through :mod:`cococxr._tf`).
+Importing this package imports nothing heavy: :mod:`cococxr.models.registry` (the model
+names) needs no TensorFlow, and the names below load their modules (and TensorFlow,
+through :mod:`cococxr._tf`) on first use.
 """
-from cococxr.models.classifiers import (
-    CLASSIFIERS,
-    build_classifier,
-    compile_classifier,
-    fine_tune,
-    set_backbone_trainable,
-)
-from cococxr.models.composite import build_segment_then_classify
-from cococxr.models.io import load_model, register_custom_object, save_model
-from cococxr.models.layers import HistogramEqualization
-from cococxr.models.segmentation import (
-    ARCHITECTURES,
-    backbone_names,
-    build_plain_unet,
-    build_segmentation_model,
-    compile_segmentation_model,
-    get_loss,
-    get_metrics,
-)
+import importlib
 
-__all__ = [
-    "ARCHITECTURES",
-    "CLASSIFIERS",
-    "HistogramEqualization",
-    "backbone_names",
-    "build_classifier",
-    "build_plain_unet",
-    "build_segment_then_classify",
-    "build_segmentation_model",
-    "compile_classifier",
-    "compile_segmentation_model",
-    "fine_tune",
-    "get_loss",
-    "get_metrics",
-    "load_model",
-    "register_custom_object",
-    "save_model",
-    "set_backbone_trainable",
-]
+_LAZY = {
+    "CLASSIFIERS": "cococxr.models.classifiers",
+    "build_classifier": "cococxr.models.classifiers",
+    "compile_classifier": "cococxr.models.classifiers",
+    "fine_tune": "cococxr.models.classifiers",
+    "set_backbone_trainable": "cococxr.models.classifiers",
+    "build_segment_then_classify": "cococxr.models.composite",
+    "load_model": "cococxr.models.io",
+    "register_custom_object": "cococxr.models.io",
+    "save_model": "cococxr.models.io",
+    "HistogramEqualization": "cococxr.models.layers",
+    "ARCHITECTURES": "cococxr.models.segmentation",
+    "backbone_names": "cococxr.models.segmentation",
+    "build_plain_unet": "cococxr.models.segmentation",
+    "build_segmentation_model": "cococxr.models.segmentation",
+    "compile_segmentation_model": "cococxr.models.segmentation",
+    "get_loss": "cococxr.models.segmentation",
+    "get_metrics": "cococxr.models.segmentation",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cococxr.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

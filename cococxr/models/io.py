@@ -28,6 +28,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
+import h5py
+
 from cococxr._tf import keras
 from cococxr.atomic import default_file_mode
 from cococxr.errors import ConfigError
@@ -41,8 +43,8 @@ _H5_ATTR = "cococxr_compile"
 _ZIP_MEMBER = "cococxr_compile.json"
 _KERAS_CONFIG = "config.json"
 _KERAS_WEIGHTS = "model.weights.h5"
-# Modules that register custom objects or recipes when imported; imported (if present)
-# before a model is loaded.
+# Modules that register custom objects or recipes when imported; imported by name before
+# a model is loaded (they import this module, and segmentation_models, at their top).
 _REGISTERING_MODULES = (
     "cococxr.models.segmentation",
     "cococxr.models.layers",
@@ -107,8 +109,6 @@ def _check_suffix(path: Path) -> None:
 def _write_spec(path: Path, spec: dict) -> None:
     text = json.dumps(spec)
     if path.suffix.lower() == ".h5":
-        import h5py
-
         with h5py.File(path, "a") as f:
             f.attrs[_H5_ATTR] = text
     else:
@@ -118,8 +118,6 @@ def _write_spec(path: Path, spec: dict) -> None:
 
 def _read_spec(path: Path) -> dict | None:
     if path.suffix.lower() == ".h5":
-        import h5py
-
         with h5py.File(path, "r") as f:
             text = f.attrs.get(_H5_ATTR)
     else:

@@ -13,6 +13,11 @@ BatchNormalization (ResNet backbones) gets the mean of its RGB statistics.
 
 ``arch="plain_unet"`` is the from-scratch U-Net of the chest X-ray lung segmentation
 study, built without segmentation_models (``backbone`` is ignored).
+
+The names (architectures, backbones, losses, optimizers) are in
+:mod:`cococxr.models.registry`, which needs no TensorFlow; each architecture's factory
+here (``make_unet``, ``make_fpn``, ``make_linknet``, ``make_pspnet``, ``make_plain_unet``)
+is registered there by name, and :func:`build_segmentation_model` dispatches through it.
 """
 from __future__ import annotations
 
@@ -26,10 +31,11 @@ import segmentation_models as sm
 
 from cococxr.errors import ConfigError, WeightsUnavailableError
 from cococxr.models.io import register_compile_recipe, register_custom_object, set_compile_spec
+from cococxr.models.registry import BACKBONES, architecture_names, get_architecture
 from cococxr.models.weights import load_weights_file, resolve_weights
 
 SM_ARCHITECTURES = {"unet": sm.Unet, "fpn": sm.FPN, "linknet": sm.Linknet, "pspnet": sm.PSPNet}
-ARCHITECTURES = (*SM_ARCHITECTURES, "plain_unet")
+ARCHITECTURES = architecture_names()
 PLAIN_UNET_FILTERS = (16, 32, 64, 128, 128)
 SM_DOWNSAMPLING = 32
 PSP_FACTORS = (4, 8, 16)
@@ -53,8 +59,8 @@ METRIC_THRESHOLD = 0.5
 
 
 def backbone_names() -> list[str]:
-    """Return the backbone names segmentation_models knows."""
-    return list(sm.Backbones.models_names())
+    """Return the backbone names segmentation_models knows (:data:`cococxr.models.registry.BACKBONES`)."""
+    return list(BACKBONES)
 
 
 def _check_divisible(arch: str, input_shape: tuple, factor: int) -> None:
@@ -122,21 +128,43 @@ def build_segmentation_model(arch: str, backbone: str = "efficientnetb0", classe
         ConfigError: unknown architecture, backbone, activation or a bad input shape.
         WeightsUnavailableError: imagenet weights while offline, or a missing weights file.
     """
-    arch = str(arch).lower()
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown architecture {arch!r}; choose one of {list(ARCHITECTURES)}")
+    entry = get_architecture(arch)
     if not isinstance(classes, (int, np.integer)) or classes < 1:
         raise ConfigError(f"classes must be a positive integer, got {classes!r}")
     activation = _check_activation(activation)
-    input_shape = _check_input_shape(arch, input_shape, kwargs)
-    if arch == "plain_unet":
-        return _plain_unet_with_weights(input_shape, int(classes), activation,
-                                        encoder_weights, encoder_freeze, **kwargs)
-    if backbone not in backbone_names():
+    input_shape = _check_input_shape(entry.name, input_shape, kwargs)
+    if entry.uses_backbone and backbone not in BACKBONES:
         raise ConfigError(f"unknown backbone {backbone!r}; segmentation_models knows: "
-                          f"{', '.join(backbone_names())}")
-    return _build_sm(arch, backbone, input_shape, encoder_weights,
-                     classes=int(classes), activation=activation,
+                          f"{', '.join(BACKBONES)}")
+    return entry.factory()(backbone, input_shape, int(classes), activation, encoder_weights, encoder_freeze,
+                           **kwargs)
+
+
+def make_unet(backbone: str, input_shape: tuple, classes: int, activation: str, encoder_weights=None,
+              encoder_freeze: bool = False, **kwargs):
+    """The registry's factory of ``unet``: segmentation_models' Unet (see :func:`build_segmentation_model`)."""
+    return _build_sm("unet", backbone, input_shape, encoder_weights, classes=classes, activation=activation,
+                     encoder_freeze=encoder_freeze, **kwargs)
+
+
+def make_fpn(backbone: str, input_shape: tuple, classes: int, activation: str, encoder_weights=None,
+             encoder_freeze: bool = False, **kwargs):
+    """The registry's factory of ``fpn``: segmentation_models' FPN (see :func:`build_segmentation_model`)."""
+    return _build_sm("fpn", backbone, input_shape, encoder_weights, classes=classes, activation=activation,
+                     encoder_freeze=encoder_freeze, **kwargs)
+
+
+def make_linknet(backbone: str, input_shape: tuple, classes: int, activation: str, encoder_weights=None,
+                 encoder_freeze: bool = False, **kwargs):
+    """The registry's factory of ``linknet``: segmentation_models' Linknet (see :func:`build_segmentation_model`)."""
+    return _build_sm("linknet", backbone, input_shape, encoder_weights, classes=classes, activation=activation,
+                     encoder_freeze=encoder_freeze, **kwargs)
+
+
+def make_pspnet(backbone: str, input_shape: tuple, classes: int, activation: str, encoder_weights=None,
+                encoder_freeze: bool = False, **kwargs):
+    """The registry's factory of ``pspnet``: segmentation_models' PSPNet (see :func:`build_segmentation_model`)."""
+    return _build_sm("pspnet", backbone, input_shape, encoder_weights, classes=classes, activation=activation,
                      encoder_freeze=encoder_freeze, **kwargs)
 
 
@@ -248,16 +276,21 @@ def build_plain_unet(input_shape: Sequence = (256, 256, 1), classes: int = 1,
     return keras.Model(inputs, outputs, name="plain_unet")
 
 
-def _plain_unet_with_weights(input_shape: tuple, classes: int, activation: str, weights,
-                             encoder_freeze: bool, **kwargs):
+def make_plain_unet(backbone, input_shape: tuple, classes: int, activation: str, encoder_weights=None,
+                    encoder_freeze: bool = False, **kwargs):
+    """The registry's factory of ``plain_unet`` (``backbone`` is ignored; only ``filters=...`` is taken).
+
+    ``encoder_weights`` is None or the path of an .h5 file saved from a plain_unet;
+    ``encoder_freeze`` freezes the encoder blocks (``down*`` layers).
+    """
     unknown = set(kwargs) - {"filters"}
     if unknown:
         raise ConfigError(f"plain_unet: unexpected arguments {sorted(unknown)} "
                           f"(it only takes filters=...)")
-    if isinstance(weights, str) and weights.lower() == "imagenet":
+    if isinstance(encoder_weights, str) and encoder_weights.lower() == "imagenet":
         raise ConfigError("plain_unet has no pretrained weights: use encoder_weights=None or "
                           "the path of an .h5 file saved from a plain_unet")
-    path = resolve_weights(weights, "plain_unet")
+    path = resolve_weights(encoder_weights, "plain_unet")
     model = build_plain_unet(input_shape, classes, activation, **kwargs)
     if path is not None:
         load_weights_file(model, path)
@@ -366,6 +399,11 @@ __all__ = [
     "backbone_names",
     "build_segmentation_model",
     "build_plain_unet",
+    "make_unet",
+    "make_fpn",
+    "make_linknet",
+    "make_pspnet",
+    "make_plain_unet",
     "transfer_weights",
     "adapt_input_kernel",
     "get_loss",

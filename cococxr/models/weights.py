@@ -20,6 +20,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import h5py
+
 from cococxr.errors import ConfigError, WeightsUnavailableError
 
 WEIGHT_SUFFIXES = (".h5", ".hdf5")
@@ -113,8 +115,6 @@ def resolve_weights(weights, what: str, *, host: str = "github.com",
 
 
 def _file_layer_names(path: Path) -> list[str]:
-    import h5py
-
     with h5py.File(path, "r") as f:
         group = f["model_weights"] if "layer_names" not in f.attrs and "model_weights" in f else f
         return [n.decode() if isinstance(n, bytes) else str(n)

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("streamlit") is None:
         raise MissingDependencyError("cococxr app needs streamlit: pip install 'cococxr[app]'")
     os.environ.update(app_environment(args))
-    from streamlit.web import cli
+    from streamlit.web import cli  # deferred: streamlit is the optional app extra (checked above)
 
     print(f"cococxr app: http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     cli.main(args=streamlit_arguments(args), prog_name="streamlit", standalone_mode=False)

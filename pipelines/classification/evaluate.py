@@ -22,10 +22,18 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import classification_report
 
+from cococxr.atomic import atomic_open, atomic_write_text
+from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError
-from cococxr.pipelines.classification.data import Predictions
-from cococxr.pipelines.classification.thresholds import ClassifierSidecar, decide
+from cococxr.metrics import classification_report_dict
+from cococxr.pipelines.classification.data import labelled_coco
+from cococxr.pipelines.engine.cards import ClassifierSidecar, decide
+from cococxr.pipelines.engine.classifier import (Predictions, classifier_sequence, load_classifier, mask_source,
+                                                 predict)
+from cococxr.pipelines.engine.runs import write_json
+from cococxr.reports import HtmlReport, confusion_matrix_png
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -51,8 +59,6 @@ def evaluation_metrics(preds: Predictions, sidecar: ClassifierSidecar, n_boot: i
         :func:`cococxr.metrics.classification_report_dict` (the tuned one has the classes
         ``[rest, positive]``).
     """
-    from cococxr.metrics import classification_report_dict
-
     if preds.y_true is None or not len(preds.y_true):
         raise ConfigError("nothing to evaluate: no labelled image of the classifier's classes")
     names = sidecar.class_names
@@ -74,8 +80,6 @@ def evaluation_metrics(preds: Predictions, sidecar: ClassifierSidecar, n_boot: i
 
 def write_predictions_csv(path: str | Path, preds: Predictions, sidecar: ClassifierSidecar) -> None:
     """Per image: ids, truth (when known), each class's probability, both decisions."""
-    from cococxr.atomic import atomic_open
-
     names = sidecar.class_names
     default = decide(preds.probs)
     tuned = decide(preds.probs, sidecar.positive_index(), sidecar.threshold)
@@ -90,8 +94,6 @@ def write_predictions_csv(path: str | Path, preds: Predictions, sidecar: Classif
 
 
 def _report_text(preds: Predictions, sidecar: ClassifierSidecar, metrics: dict) -> str:
-    from sklearn.metrics import classification_report
-
     def block(title, y_true, y_pred, names, report):
         auc = report["roc_auc"]
         auc_text = ("n/a (a class is absent)" if auc["value"] is None else
@@ -125,9 +127,6 @@ def write_evaluation(out: str | Path, preds: Predictions, sidecar: ClassifierSid
     Returns:
         The metrics of :func:`evaluation_metrics`.
     """
-    from cococxr.atomic import atomic_write_text
-    from cococxr.reports import confusion_matrix_png
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = evaluation_metrics(preds, sidecar, n_boot, seed)
@@ -197,11 +196,6 @@ def evaluate_classifier(model_path, coco, out=None, *, seg_model=None, threshold
     Returns:
         The metrics (see :func:`evaluation_metrics`), plus ``model``.
     """
-    from cococxr.coco import CocoDataset
-    from cococxr.pipelines.classification.data import (classifier_sequence, labelled_coco, load_classifier,
-                                                       mask_source, predict)
-    from cococxr.pipelines.engine.runs import write_json
-
     model, sidecar = load_classifier(model_path, seg_model=seg_model, threshold=threshold)
     if not isinstance(coco, CocoDataset) or image_root is not None:
         coco = CocoDataset(coco.dataset if isinstance(coco, CocoDataset) else coco, image_root)
@@ -215,8 +209,6 @@ def evaluate_classifier(model_path, coco, out=None, *, seg_model=None, threshold
     metrics = {**write_evaluation(out, preds, sidecar, n_boot, seed), "model": str(model_path),
                "coco": str(coco.source), "mask_with": sidecar.mask_with}
     write_json(out / METRICS_FILE, metrics)
-    from cococxr.reports import HtmlReport
-
     report = HtmlReport(f"cococxr classifier evaluation: {Path(str(model_path)).name} on {coco.source}")
     report.paragraph(format_metrics(metrics))
     add_report_sections(report, out, metrics)
@@ -224,22 +216,8 @@ def evaluate_classifier(model_path, coco, out=None, *, seg_model=None, threshold
     return metrics
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr evaluate classifier``."""
-    parser.add_argument("model", help="classifier file (.h5 or .keras) with its .cococxr.json sidecar beside it")
-    parser.add_argument("--coco", required=True, help="COCO JSON with image-level labels (not rebalanced)")
-    parser.add_argument("--out", required=True, help="folder for metrics.json, predictions.csv, plots")
-    parser.add_argument("--seg-model", help="segmentation model for U-Net-masked classifiers "
-                                            "(default: the one recorded in the sidecar)")
-    parser.add_argument("--threshold", type=float, help="positive-class threshold (default: the tuned one)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the AUC interval "
-                                                                 "(default: 1000)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
-    parser.add_argument("--image-root", help="folder of the images (default: as the COCO file says)")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr evaluate classifier``."""
+    """Run ``cococxr evaluate classifier`` (after :mod:`cococxr.pipelines.classification.commands` parsed it)."""
     metrics = evaluate_classifier(args.model, args.coco, args.out, seg_model=args.seg_model,
                                   threshold=args.threshold, image_root=args.image_root,
                                   batch_size=args.batch_size, n_boot=args.n_boot)
@@ -249,4 +227,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["evaluation_metrics", "write_evaluation", "write_predictions_csv", "add_report_sections",
-           "format_metrics", "evaluate_classifier", "rest_name"]
+           "format_metrics", "evaluate_classifier", "rest_name", "run"]

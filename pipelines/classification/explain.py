@@ -24,12 +24,27 @@ import csv
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
+from cococxr.atomic import atomic_open
+from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError
+from cococxr.explain import grad_cam, grad_cam_plus_plus, in_mask_energy_share, last_conv_layer, overlay_heatmap
+from cococxr.io import read_mask
+from cococxr.masks import annotations_to_channels
+from cococxr.paths import safe_join
+from cococxr.pipelines.classification.config import GRADCAM_METHODS
+from cococxr.pipelines.classification.data import input_coco
+from cococxr.pipelines.engine.classifier import classifier_sequence, load_classifier, mask_source
+from cococxr.pipelines.engine.images import list_images
+from cococxr.pipelines.engine.runs import write_json
+from cococxr.pipelines.engine.segmenter import LungMasker
+from cococxr.preprocess import resize_mask
+from cococxr.reports import overlay_masks, write_png_rgb
 
 log = logging.getLogger(__name__)
-METHODS = ("gradcam", "gradcam++")
 OVERLAY_DIR = "overlays"
 CSV_FILE = "energy.csv"
 JSON_FILE = "energy.json"
@@ -37,10 +52,6 @@ JSON_FILE = "energy.json"
 
 def _folder_masks(folder: Path, coco, size: int):
     """Lung masks from a folder of mask images named like the images (any image suffix)."""
-    from cococxr.converters.common import list_images
-    from cococxr.io import read_mask
-    from cococxr.preprocess import resize_mask
-
     by_stem = {p.stem: p for p in list_images(folder, recursive=True)}
 
     def masks(image_ids, batch):
@@ -60,8 +71,6 @@ def _folder_masks(folder: Path, coco, size: int):
 
 def _coco_masks(mask_coco, coco, mask_classes, size: int):
     """Lung masks from a COCO file's annotations, matched by file name (then by base name)."""
-    from cococxr.masks import annotations_to_channels
-
     cat_ids = [i for i, cat in mask_coco.cats.items() if cat["name"] in set(mask_classes)]
     if not cat_ids:
         raise ConfigError(f"{mask_coco.source} has no mask category among {list(mask_classes)}")
@@ -88,7 +97,7 @@ def _coco_masks(mask_coco, coco, mask_classes, size: int):
 
 
 def _model_masks(masker):
-    """Lung masks predicted by a :class:`~cococxr.pipelines.classification.data.LungMasker`."""
+    """Lung masks predicted by a :class:`~cococxr.pipelines.engine.segmenter.LungMasker`."""
     def masks(image_ids, batch):
         return list((masker(batch) > 0.5).astype(np.uint8))
 
@@ -97,9 +106,6 @@ def _model_masks(masker):
 
 def lung_source(sidecar, coco, *, masks_dir=None, mask_coco=None, seg_model=None, model_masker=None):
     """``(name, masks(image_ids, unmasked batch) -> [mask or None])`` or ``(None, None)``."""
-    from cococxr.coco import CocoDataset
-    from cococxr.pipelines.classification.data import LungMasker
-
     given = [s for s in (masks_dir, mask_coco, seg_model) if s is not None]
     if len(given) > 1:
         raise ConfigError("give at most one lung mask source: --masks, --coco or --seg-model")
@@ -119,11 +125,6 @@ def lung_source(sidecar, coco, *, masks_dir=None, mask_coco=None, seg_model=None
 
 
 def _overlay(image, heatmap, mask, caption: str, alpha: float) -> np.ndarray:
-    import cv2
-
-    from cococxr.explain import overlay_heatmap
-    from cococxr.reports import overlay_masks
-
     rgb = overlay_heatmap(image, heatmap, alpha)
     if mask is not None:
         rgb = overlay_masks(rgb, mask, colors=[(0, 255, 0)], contour_only=True)
@@ -164,17 +165,8 @@ def explain_classifier(model_path, inputs: list, out, *, method: str = "gradcam"
     Returns:
         ``energy.json``'s content: the summary (``mean_in_lung_energy``, ...) and ``per_image`` rows.
     """
-    from tqdm.auto import tqdm
-
-    from cococxr.explain import grad_cam, grad_cam_plus_plus, in_mask_energy_share, last_conv_layer
-    from cococxr.paths import safe_join
-    from cococxr.pipelines.classification.data import (classifier_sequence, input_coco, load_classifier,
-                                                       mask_source)
-    from cococxr.pipelines.engine.runs import write_json
-    from cococxr.reports import write_png_rgb
-
-    if method not in METHODS:
-        raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+    if method not in GRADCAM_METHODS:
+        raise ConfigError(f"method must be one of {GRADCAM_METHODS}, got {method!r}")
     model, sidecar = load_classifier(model_path)
     if class_name is not None and class_name not in sidecar.class_names:
         raise ConfigError(f"class {class_name!r} is not one of {sidecar.class_names}")
@@ -220,35 +212,14 @@ def explain_classifier(model_path, inputs: list, out, *, method: str = "gradcam"
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    from cococxr.atomic import atomic_open
-
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr explain``."""
-    parser.add_argument("model", help="classifier file (.h5 or .keras) with its .cococxr.json sidecar beside it")
-    parser.add_argument("images", nargs="+", help="image files, folders, or one COCO JSON file")
-    parser.add_argument("--out", required=True, help="folder for overlays/, energy.csv and energy.json")
-    parser.add_argument("--method", choices=METHODS, default="gradcam", help="heatmap method (default: gradcam)")
-    parser.add_argument("--layer", help="layer to explain (default: the last convolutional feature map)")
-    parser.add_argument("--class", dest="class_name", help="class to explain (default: the most probable)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--masks", dest="masks_dir", help="folder of lung masks named like the images")
-    source.add_argument("--coco", dest="mask_coco", help="COCO file whose lung annotations are the masks "
-                                                         "(matched by file name)")
-    source.add_argument("--seg-model", help="segmentation model predicting the lung masks")
-    parser.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity (default: 0.4)")
-    parser.add_argument("--recursive", action="store_true", help="search folders recursively")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per batch (default: 8)")
-    parser.add_argument("--image-root", help="image folder of a COCO input (default: as the file says)")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr explain``."""
+    """Run ``cococxr explain`` (after :mod:`cococxr.pipelines.classification.commands` parsed it)."""
     result = explain_classifier(args.model, args.images, args.out, method=args.method, layer=args.layer,
                                 class_name=args.class_name, masks_dir=args.masks_dir, mask_coco=args.mask_coco,
                                 seg_model=args.seg_model, image_root=args.image_root, recursive=args.recursive,
@@ -262,4 +233,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["METHODS", "explain_classifier", "lung_source"]
+__all__ = ["OVERLAY_DIR", "CSV_FILE", "JSON_FILE", "explain_classifier", "lung_source", "run"]

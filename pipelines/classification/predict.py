@@ -4,7 +4,7 @@ Inputs are image files, folders (``--recursive`` for subfolders) or one COCO JSO
 Each image is fed as the classifier's sidecar describes (for a U-Net-masked classifier,
 its lungs are predicted by the segmentation model recorded there or given with
 ``--seg-model``) and decided with the sidecar's tuned threshold
-(:func:`cococxr.pipelines.classification.thresholds.decide`). Results go to a CSV or JSON file
+(:func:`cococxr.pipelines.engine.cards.decide`). Results go to a CSV or JSON file
 (``--out``, by suffix) and a summary to the terminal.
 """
 from __future__ import annotations
@@ -13,27 +13,17 @@ import argparse
 import csv
 from pathlib import Path
 
+from cococxr.atomic import atomic_open
 from cococxr.errors import ConfigError
+from cococxr.pipelines.classification.data import input_coco
+from cococxr.pipelines.engine.classifier import (classifier_sequence, load_classifier, mask_source, predict,
+                                                 prediction_rows)
+from cococxr.pipelines.engine.runs import write_json
 
 OUT_SUFFIXES = (".csv", ".json")
 
 
-def prediction_rows(preds, sidecar) -> list[dict]:
-    """One dict per image: file, each class's probability, the most probable class and the decision."""
-    from cococxr.pipelines.classification.thresholds import decide
-
-    names = sidecar.class_names
-    most_probable = decide(preds.probs)
-    decided = decide(preds.probs, sidecar.positive_index(), sidecar.threshold)
-    return [{"file_name": file_name, **{f"prob_{n}": float(p) for n, p in zip(names, probs)},
-             "most_probable": names[most_probable[k]], "predicted": names[decided[k]]}
-            for k, (file_name, probs) in enumerate(zip(preds.file_names, preds.probs))]
-
-
 def _write(out: Path, rows: list[dict], sidecar, model_path) -> None:
-    from cococxr.atomic import atomic_open
-    from cococxr.pipelines.engine.runs import write_json
-
     if out.suffix.lower() == ".json":
         write_json(out, {"model": str(model_path), "class_names": sidecar.class_names,
                          "positive_class": sidecar.positive_class, "threshold": sidecar.threshold,
@@ -64,9 +54,6 @@ def predict_classifier(model_path, inputs: list, out=None, *, seg_model=None, th
     Returns:
         The rows of :func:`prediction_rows`, in input order.
     """
-    from cococxr.pipelines.classification.data import (classifier_sequence, input_coco, load_classifier,
-                                                       mask_source, predict)
-
     if out is not None and Path(out).suffix.lower() not in OUT_SUFFIXES:
         raise ConfigError(f"--out {out}: give a .csv or .json file")
     model, sidecar = load_classifier(model_path, seg_model=seg_model, threshold=threshold)
@@ -79,21 +66,8 @@ def predict_classifier(model_path, inputs: list, out=None, *, seg_model=None, th
     return rows
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr predict classifier``."""
-    parser.add_argument("model", help="classifier file (.h5 or .keras) with its .cococxr.json sidecar beside it")
-    parser.add_argument("images", nargs="+", help="image files, folders, or one COCO JSON file")
-    parser.add_argument("--out", help="write the predictions to this .csv or .json file")
-    parser.add_argument("--seg-model", help="segmentation model for U-Net-masked classifiers "
-                                            "(default: the one recorded in the sidecar)")
-    parser.add_argument("--threshold", type=float, help="positive-class threshold (default: the tuned one)")
-    parser.add_argument("--recursive", action="store_true", help="search folders recursively")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default: 16)")
-    parser.add_argument("--image-root", help="image folder of a COCO input (default: as the file says)")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr predict classifier``."""
+    """Run ``cococxr predict classifier`` (after :mod:`cococxr.pipelines.classification.commands` parsed it)."""
     rows = predict_classifier(args.model, args.images, args.out, seg_model=args.seg_model,
                               threshold=args.threshold, image_root=args.image_root, recursive=args.recursive,
                               batch_size=args.batch_size)
@@ -110,4 +84,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["predict_classifier", "prediction_rows"]
+__all__ = ["OUT_SUFFIXES", "predict_classifier", "run"]

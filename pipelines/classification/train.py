@@ -9,7 +9,9 @@ class-balanced, validation sees every image once. Adam, ReduceLROnPlateau (facto
 EarlyStopping and the best model on validation loss; for transfer models an optional
 second phase (``--fine-tune-epochs``) unfreezes the backbone at a lower learning rate.
 After training, the positive class's threshold is tuned on validation (best F1, or a
-target sensitivity) and saved in the model's sidecar (``model.cococxr.json``).
+target sensitivity) and saved in the model's sidecar (``model.cococxr.json``). The
+settings are a :class:`~cococxr.pipelines.classification.config.ClassificationConfig`;
+the default recipe is ``configs/classifier.yaml``.
 
 The run folder holds ``config.json``, ``model.h5``, ``model.cococxr.json``,
 ``history.csv``, ``learning_curves.png``, ``metrics.json`` (validation metrics at the
@@ -19,131 +21,36 @@ default and tuned thresholds, plus training facts), ``predictions.csv``,
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from cococxr._tf import keras
+from cococxr.coco import CocoDataset
+from cococxr.config import config_to_dict, load_config, save_config
 from cococxr.errors import ConfigError
-from cococxr.pipelines.engine.batchnorm import check_bn_momentum, set_bn_momentum
-from cococxr.config import (add_config_arguments, config_from_args, config_to_dict, load_config,
-                                      option, save_config)
-from cococxr.pipelines.classification.thresholds import TUNE_MODES
+from cococxr.models.classifiers import build_classifier, fine_tune
+from cococxr.models.io import load_model
+from cococxr.pipelines.classification.config import (CONFIG_FILE, CURVES_FILE, METRICS_FILE, MONITOR,
+                                                     REPORT_FILE, ClassificationConfig, check_config,
+                                                     parse_model_options)
+from cococxr.pipelines.classification.data import labelled_coco
+from cococxr.pipelines.classification.evaluate import add_report_sections, format_metrics, write_evaluation
+from cococxr.pipelines.classification.labels import merge_labels, one_vs_rest_spec, resolve_classes
+from cococxr.pipelines.classification.thresholds import tune_threshold
+from cococxr.pipelines.engine.batchnorm import set_bn_momentum
+from cococxr.pipelines.engine.callbacks import build_callbacks
+from cococxr.pipelines.engine.cards import ClassifierSidecar, write_sidecar
+from cococxr.pipelines.engine.classifier import MASK_MODES, classifier_sequence, mask_source, predict
+from cococxr.pipelines.engine.runs import HISTORY_FILE, create_run_dir, read_history_csv, write_json
+from cococxr.pipelines.engine.timing import seconds_per_epoch
+from cococxr.reports import HtmlReport, learning_curves_png
 
 log = logging.getLogger(__name__)
 
-# Mirror cococxr.models.classifiers (not imported here: it loads TensorFlow).
-SCRATCH_MODELS = ("separable_cnn", "cnn")
-TRANSFER_MODELS = ("xception", "inceptionv3", "resnet50", "vgg16", "vgg19", "mobilenetv2",
-                   *(f"efficientnetb{i}" for i in range(8)))
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-CURVES_FILE = "learning_curves.png"
-REPORT_FILE = "report.html"
-MONITOR = "val_loss"
-
-
-@dataclass
-class ClassificationConfig:
-    """Settings of a classifier training run (flags and config-file keys)."""
-
-    train: str | None = option(None, "COCO JSON of the training images (image-level labels)", required=True,
-                               metavar="JSON")
-    val: str | None = option(None, "COCO JSON of the validation images (threshold tuned on it)", required=True,
-                             metavar="JSON")
-    image_root: str | None = option(None, "folder of the images (default: as each COCO file says)",
-                                    metavar="DIR")
-    classes: str | None = option(None, "output classes: 'A,B' or 'COVID=COVID-19*;other=*' (';' between "
-                                       "classes, ',' between merged labels, globs allowed)", required=True,
-                                 metavar="SPEC")
-    one_vs_rest: bool = option(False, "--classes names one class; add 'not <class>' = every other label")
-    model: str = option("separable_cnn", "classifier architecture", choices=SCRATCH_MODELS + TRANSFER_MODELS)
-    model_options: str | None = option(None, "options of the --model builder, 'key=value;key=value' with YAML "
-                                             "values, e.g. 'batch_norm=false;base_filters=16' for cnn",
-                                       metavar="OPTIONS")
-    bn_momentum: float | None = option(None, "momentum of every BatchNormalization layer (default: the model's, "
-                                             "0.99); 0.9 lets the statistics used at inference catch up in a "
-                                             "short training")
-    weights: str | None = option(None, "none, imagenet (transfer models; needs network or the Keras cache) "
-                                       "or a .h5 file", metavar="WEIGHTS")
-    mask_with: str = option("none", "none (whole image), coco (the COCO file's lung masks) or a "
-                                    "segmentation model file (its predicted lungs)", metavar="none|coco|MODEL")
-    mask_classes: list[str] = option(["lung"], "mask categories (coco) or segmentation classes united "
-                                               "into the lung mask", metavar="NAME")
-    input_size: int = option(224, "images are resized to SIZE x SIZE", metavar="SIZE")
-    channels: int = option(1, "input channels (1 = grayscale; transfer models repeat it)", choices=(1, 3))
-    equalize: str | None = option("hist", "histogram equalisation (none to disable)", choices=("hist", "clahe"))
-    augment: str | None = option("light", "augmentation of training images (none to disable)",
-                                 choices=("light", "medium"))
-    balance: bool = option(True, "class-balanced training batches")
-    optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
-    lr: float = option(1e-3, "initial learning rate")
-    epochs: int = option(30, "maximum number of epochs (first phase)")
-    fine_tune_epochs: int = option(0, "transfer models: epochs of a second phase with the backbone unfrozen")
-    fine_tune_lr: float = option(1e-5, "learning rate of the fine-tuning phase")
-    fine_tune_layers: int | None = option(None, "unfreeze only the backbone's last N layers (default: all)")
-    batch_size: int = option(16, "images per batch")
-    steps_per_epoch: int | None = option(None, "training batches per epoch (default: one balanced pass)")
-    validation_steps: int | None = option(None, "validation batches per epoch (default: all)")
-    max_train_seconds: float | None = option(None, "wall-clock budget of each training phase", metavar="SECONDS")
-    reduce_lr_patience: int = option(3, "epochs without val-loss improvement before halving the "
-                                        "learning rate (0: never)")
-    early_stopping_patience: int = option(8, "epochs without val-loss improvement before stopping (0: never)")
-    tune: str | None = option("f1", "threshold tuning on validation (none: most probable class)",
-                              choices=TUNE_MODES)
-    target_sensitivity: float = option(0.9, "sensitivity to reach with --tune sensitivity")
-    positive_class: str | None = option(None, "class whose threshold is tuned (default: the first)",
-                                        metavar="CLASS")
-    n_boot: int = option(1000, "bootstrap resamples for the AUC interval")
-    seed: int = option(0, "seed of weights, sampling and augmentation")
-    out: str | None = option(None, "run folder (default: RUNS_DIR/NAME-TIMESTAMP)", metavar="DIR")
-    runs_dir: str = option("runs", "parent folder of timestamped run folders", metavar="DIR")
-    name: str | None = option(None, "run name (default: classifier-MODEL)")
-    model_format: str = option("h5", "model file format", choices=("h5", "keras"))
-    tensorboard: bool = option(True, "write TensorBoard logs")
-    progress: int = option(1, "Keras output: 0 silent, 1 progress bar, 2 one line per epoch", choices=(0, 1, 2))
-
-
-def _check(cfg: ClassificationConfig) -> None:
-    for name in ("epochs", "batch_size", "input_size"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.fine_tune_epochs < 0:
-        raise ConfigError(f"fine_tune_epochs must be >= 0, got {cfg.fine_tune_epochs}")
-    if cfg.fine_tune_epochs and cfg.model in SCRATCH_MODELS:
-        raise ConfigError(f"fine_tune_epochs: {cfg.model} is trained from scratch in one phase; fine-tuning "
-                          f"needs a transfer model ({', '.join(TRANSFER_MODELS)})")
-    if not 0 < cfg.target_sensitivity <= 1:
-        raise ConfigError(f"target_sensitivity must be in (0, 1], got {cfg.target_sensitivity}")
-    parse_model_options(cfg.model_options)
-    check_bn_momentum(cfg.bn_momentum)
-
-
-def parse_model_options(text: str | None) -> dict:
-    """``"a=1;b=false;c=[8,16]"`` -> ``{"a": 1, "b": False, "c": [8, 16]}`` (values parsed as YAML)."""
-    import yaml
-
-    options = {}
-    for part in (p for p in (text or "").split(";") if p.strip()):
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"model_options: expected 'key=value', got {part!r}")
-        try:
-            options[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"model_options: cannot read the value of {key.strip()!r} ({exc})") from exc
-    taken = sorted(set(options) & {"optimizer", "learning_rate", "loss", "weights", "input_shape", "num_classes"})
-    if taken:
-        raise ConfigError(f"model_options: {taken} are set by their own flags (--optimizer, --lr, --weights, "
-                          f"--input-size, --classes)")
-    return options
-
 
 def _build_model(cfg: ClassificationConfig, num_classes: int):
-    from cococxr.models.classifiers import build_classifier
-
     options = parse_model_options(cfg.model_options)
     try:
         model = build_classifier(cfg.model, num_classes, (cfg.input_size, cfg.input_size, cfg.channels),
@@ -157,10 +64,6 @@ def _build_model(cfg: ClassificationConfig, num_classes: int):
 
 def _sidecar(cfg: ClassificationConfig, train_coco):
     """The sidecar of this run (threshold still unset): classes resolved on the training file."""
-    from cococxr.pipelines.classification.data import MASK_MODES
-    from cococxr.pipelines.classification.labels import one_vs_rest_spec, resolve_classes
-    from cococxr.pipelines.classification.thresholds import ClassifierSidecar
-
     spec = one_vs_rest_spec(cfg.classes) if cfg.one_vs_rest else cfg.classes
     groups = resolve_classes(spec, train_coco)
     names = list(groups)
@@ -174,9 +77,6 @@ def _sidecar(cfg: ClassificationConfig, train_coco):
 
 def _fit(model, train_seq, val_seq, cfg: ClassificationConfig, cbs) -> None:
     """Phase one, then (transfer models, ``fine_tune_epochs``) phase two with the backbone unfrozen."""
-    from cococxr._tf import keras
-    from cococxr.models.classifiers import fine_tune
-
     common = dict(validation_data=val_seq, steps_per_epoch=cfg.steps_per_epoch,
                   validation_steps=cfg.validation_steps, callbacks=cbs.callbacks, verbose=cfg.progress, workers=1)
     model.fit(train_seq, epochs=cfg.epochs, **common)
@@ -193,10 +93,6 @@ def _fit(model, train_seq, val_seq, cfg: ClassificationConfig, cbs) -> None:
 
 def _tune(sidecar, preds, cfg: ClassificationConfig):
     """The sidecar with the threshold tuned on the validation predictions (unchanged if impossible)."""
-    import dataclasses
-
-    from cococxr.pipelines.classification.thresholds import tune_threshold
-
     positive = sidecar.positive_index()
     if cfg.tune is None:
         return sidecar
@@ -210,9 +106,6 @@ def _tune(sidecar, preds, cfg: ClassificationConfig):
 
 
 def _write_report(run_dir: Path, cfg: ClassificationConfig, metrics: dict) -> None:
-    from cococxr.pipelines.classification.evaluate import add_report_sections, format_metrics
-    from cococxr.reports import HtmlReport
-
     report = HtmlReport(f"cococxr classifier run {run_dir.name}")
     report.heading("Validation")
     report.paragraph(format_metrics(metrics))
@@ -236,17 +129,7 @@ def train_classifier(config=None, **overrides) -> dict:
         ``{"run_dir", "model", "sidecar", "metrics", "config"}``.
     """
     cfg = load_config(ClassificationConfig, config, **overrides)
-    _check(cfg)
-    from cococxr._tf import keras
-    from cococxr.coco import CocoDataset
-    from cococxr.models.io import load_model
-    from cococxr.pipelines.classification.data import classifier_sequence, labelled_coco, mask_source, predict
-    from cococxr.pipelines.classification.evaluate import write_evaluation
-    from cococxr.pipelines.classification.labels import merge_labels
-    from cococxr.pipelines.engine.runs import build_callbacks, create_run_dir, write_json
-    from cococxr.pipelines.segmentation.train import seconds_per_epoch
-    from cococxr.pipelines.classification.thresholds import write_sidecar
-
+    check_config(cfg)
     keras.utils.set_random_seed(cfg.seed)
     train_raw = CocoDataset(cfg.train, cfg.image_root)
     sidecar = _sidecar(cfg, train_raw)
@@ -287,24 +170,14 @@ def train_classifier(config=None, **overrides) -> dict:
 
 
 def _write_curves(run_dir: Path) -> None:
-    from cococxr.pipelines.engine.runs import HISTORY_FILE, read_history_csv
-    from cococxr.reports import learning_curves_png
-
     history = read_history_csv(run_dir / HISTORY_FILE)
     learning_curves_png({k: v for k, v in history.items() if k not in ("epoch", "epoch_seconds")},
                         run_dir / CURVES_FILE)
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr train classifier`` (the :class:`ClassificationConfig` schema)."""
-    add_config_arguments(parser, ClassificationConfig)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr train classifier``."""
-    from cococxr.pipelines.classification.evaluate import format_metrics
-
-    result = train_classifier(config_from_args(ClassificationConfig, args))
+def main(config: ClassificationConfig) -> int:
+    """Train with a resolved config and print the summary (``cococxr train classifier``)."""
+    result = train_classifier(config)
     sidecar = result["sidecar"]
     print(format_metrics(result["metrics"]))
     if sidecar.threshold is not None:
@@ -314,5 +187,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["ClassificationConfig", "train_classifier", "parse_model_options", "set_bn_momentum", "SCRATCH_MODELS",
-           "TRANSFER_MODELS"]
+__all__ = ["train_classifier", "main"]

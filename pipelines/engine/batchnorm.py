@@ -24,7 +24,7 @@ def set_bn_momentum(model, momentum: float) -> int:
     Call before ``fit`` (the training step reads it when it is traced); a saved model
     keeps the new value in its config.
     """
-    from cococxr._tf import keras
+    from cococxr._tf import keras  # deferred: TensorFlow; check_bn_momentum serves the light config checks
 
     check_bn_momentum(momentum)
     layers = [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]

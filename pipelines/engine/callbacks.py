@@ -1,4 +1,4 @@
-"""Keras callbacks of the training pipelines (imports TensorFlow; load it lazily).
+"""Keras callbacks of the training pipelines, and the standard set of a run (:func:`build_callbacks`).
 
 * :class:`WallClockBudget` stops training once a wall-clock budget is spent, so that
   several models can be compared on equal time.
@@ -9,12 +9,18 @@
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cococxr._tf import keras
+from cococxr.models.io import save_model
+from cococxr.pipelines.engine.runs import HISTORY_FILE, TENSORBOARD_DIR
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +102,6 @@ class BestModelSaver(keras.callbacks.Callback):
         return value < self.best if self.mode == "min" else value > self.best
 
     def on_epoch_end(self, epoch, logs=None):
-        from cococxr.models.io import save_model
-
         value = (logs or {}).get(self.monitor)
         if value is None or math.isnan(float(value)):
             if not self._warned:
@@ -111,4 +115,67 @@ class BestModelSaver(keras.callbacks.Callback):
             save_model(self.model, self.path)
 
 
-__all__ = ["WallClockBudget", "EpochTimer", "BestModelSaver"]
+@dataclass
+class TrainingCallbacks:
+    """The callbacks of one run and handles on the ones whose state is read afterwards."""
+
+    callbacks: list
+    saver: Any
+    timer: Any
+    budget: Any | None
+
+
+def build_callbacks(run_dir: str | os.PathLike, model_path: str | os.PathLike, *,
+                    monitor: str = "val_loss", mode: str = "min",
+                    plateau_monitor: str = "val_loss", reduce_lr_patience: int | None = 4,
+                    reduce_lr_factor: float = 0.5, min_lr: float = 1e-6,
+                    early_stopping_patience: int | None = 10, tensorboard: bool = True,
+                    max_train_seconds: float | None = None) -> TrainingCallbacks:
+    """Build the standard callbacks of a training run.
+
+    In order: epoch timer, wall-clock budget (when ``max_train_seconds``), best-model
+    saver (:func:`cococxr.models.io.save_model` when ``monitor`` improves), learning-rate
+    reduction on plateau and early stopping (both on ``plateau_monitor``; None disables),
+    CSV history (``history.csv``) and TensorBoard logs (``tensorboard/``; skipped with a
+    warning when the ``tensorboard`` package is not installed).
+
+    Args:
+        run_dir: folder for ``history.csv`` and ``tensorboard/``.
+        model_path: where the best model is saved (``.h5`` or ``.keras``).
+        monitor: logged value that picks the best model (e.g. ``val_f1-score``).
+        mode: ``"min"`` or ``"max"`` for ``monitor``.
+        plateau_monitor: logged value for ReduceLROnPlateau and EarlyStopping.
+        reduce_lr_patience: epochs without improvement before the learning rate is
+            multiplied by ``reduce_lr_factor``.
+        reduce_lr_factor: learning-rate factor.
+        min_lr: lower bound of the learning rate.
+        early_stopping_patience: epochs without improvement before training stops.
+        tensorboard: write TensorBoard logs.
+        max_train_seconds: wall-clock budget of the whole ``fit`` call.
+
+    Returns:
+        A :class:`TrainingCallbacks`.
+    """
+    run_dir = Path(run_dir)
+    timer = EpochTimer()
+    budget = WallClockBudget(max_train_seconds) if max_train_seconds else None
+    saver = BestModelSaver(model_path, monitor=monitor, mode=mode)
+    callbacks = [timer, *([budget] if budget else []), saver]
+    if reduce_lr_patience:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=plateau_monitor, factor=reduce_lr_factor, patience=reduce_lr_patience,
+            min_lr=min_lr, verbose=1))
+    if early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=plateau_monitor, patience=early_stopping_patience, verbose=1))
+    callbacks.append(keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE)))
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:
+        log.warning("TensorBoard logs skipped: the tensorboard package is not installed "
+                    "(pip install tensorboard)")
+    elif tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(
+            log_dir=str(run_dir / TENSORBOARD_DIR), write_graph=False, profile_batch=0))
+    return TrainingCallbacks(callbacks, saver, timer, budget)
+
+
+__all__ = ["WallClockBudget", "EpochTimer", "BestModelSaver", "TrainingCallbacks", "build_callbacks"]

@@ -26,8 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cococxr.atomic import atomic_write_json
+from cococxr.coco import CocoDataset
+from cococxr.config import config_to_dict
 from cococxr.errors import MissingDependencyError
+from cococxr.pipelines.maskrcnn.common import build_optimizer, loss_curves_png, training_stats, write_history
+from cococxr.pipelines.maskrcnn.config import CURVES_FILE, HISTORY_FILE, MODEL_FILE
 from cococxr.pipelines.maskrcnn.labels import LabelMap
+from cococxr.pipelines.maskrcnn.model import count_parameters, resolve_device, save_checkpoint, shield_from_tensorflow
 
 DETECTRON2_HINT = ("pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git' "
                    "(after torch; its build imports torch), or build a clone: "
@@ -76,11 +82,9 @@ def require_detectron2():
     Raises:
         MissingDependencyError: detectron2 is not installed; the message says how.
     """
-    from cococxr.pipelines.maskrcnn.model import shield_from_tensorflow
-
     shield_from_tensorflow()
     try:
-        import detectron2
+        import detectron2  # deferred: not on PyPI, optional; this function is its import guard
     except ImportError as exc:
         raise MissingDependencyError(f"the detectron2 backend needs detectron2 ({exc}); it is not on PyPI. "
                                      f"Install it with: {DETECTRON2_HINT}") from exc
@@ -97,7 +101,7 @@ def _set(cfg, key: str, value) -> None:
 
 def build_cfg(config: dict, num_classes: int, *, device: str = "cpu", train: tuple = (), test: tuple = (),
               output_dir: str | Path = "."):
-    """A detectron2 ``CfgNode`` for a :class:`~cococxr.pipelines.maskrcnn.train.MaskRCNNConfig` dict.
+    """A detectron2 ``CfgNode`` for a :class:`~cococxr.pipelines.maskrcnn.config.MaskRCNNConfig` dict.
 
     Args:
         config: the resolved run config (``min_size``, ``max_size``, ``iterations``, ...).
@@ -107,7 +111,7 @@ def build_cfg(config: dict, num_classes: int, *, device: str = "cpu", train: tup
         output_dir: detectron2's ``OUTPUT_DIR``.
     """
     require_detectron2()
-    from detectron2.config import get_cfg
+    from detectron2.config import get_cfg  # deferred: detectron2 (optional), after require_detectron2
 
     cfg = get_cfg()
     settings = {
@@ -143,8 +147,6 @@ def build_cfg(config: dict, num_classes: int, *, device: str = "cpu", train: tup
 
 def write_detectron2_json(coco, label_map: LabelMap, path: str | Path) -> Path:
     """Write the part of ``coco`` detectron2 should see: the label map's categories and masks."""
-    from cococxr.atomic import atomic_write_json
-
     wanted = set(label_map.category_ids)
     data = {"info": {"description": f"{coco.source}: geometry annotations of {', '.join(label_map.names)}"},
             "images": list(coco.dataset["images"]),
@@ -157,8 +159,8 @@ def write_detectron2_json(coco, label_map: LabelMap, path: str | Path) -> Path:
 
 def register(name: str, json_file: str | Path, image_root: str | Path) -> str:
     """``register_coco_instances`` under ``name``, replacing an earlier registration of it."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-    from detectron2.data.datasets import register_coco_instances
+    from detectron2.data import DatasetCatalog, MetadataCatalog  # deferred: detectron2 (optional)
+    from detectron2.data.datasets import register_coco_instances  # deferred: detectron2 (optional)
 
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
@@ -177,7 +179,7 @@ class Detectron2Predictor:
     backend = "detectron2"
 
     def __init__(self, cfg, label_map: LabelMap, state_dict=None):
-        from detectron2.engine import DefaultPredictor
+        from detectron2.engine import DefaultPredictor  # deferred: detectron2 (optional)
 
         self._predictor = DefaultPredictor(cfg)  # cfg.MODEL.WEIGHTS is "": random until loaded
         if state_dict is not None:
@@ -187,8 +189,6 @@ class Detectron2Predictor:
     @classmethod
     def from_checkpoint(cls, payload: dict, device: str = "auto") -> "Detectron2Predictor":
         """Rebuild the model of a ``model.pt`` dict written by the detectron2 backend."""
-        from cococxr.pipelines.maskrcnn.model import resolve_device
-
         label_map = LabelMap.from_dict(payload["label_map"])
         cfg = build_cfg(payload["config"], len(label_map), device=resolve_device(device).type)
         return cls(cfg, label_map, payload["state_dict"])
@@ -201,8 +201,6 @@ class Detectron2Predictor:
     @property
     def params(self) -> int:
         """Number of model parameters."""
-        from cococxr.pipelines.maskrcnn.model import count_parameters
-
         return count_parameters(self.model)
 
     def __call__(self, image: np.ndarray) -> dict:
@@ -213,11 +211,9 @@ class Detectron2Predictor:
 
 
 def _trainer_class(config):
-    """``DefaultTrainer`` with cococxr's optimizer (AdamW or SGD, global-norm clipping)."""
-    import torch
-    from detectron2.engine import DefaultTrainer
-
-    from cococxr.pipelines.maskrcnn.train import build_optimizer
+    """``DefaultTrainer`` with cococxr's optimizer (:func:`~cococxr.pipelines.maskrcnn.common.build_optimizer`)."""
+    import torch  # deferred: the optional baseline extra
+    from detectron2.engine import DefaultTrainer  # deferred: detectron2 (optional)
 
     class Trainer(DefaultTrainer):
         @classmethod
@@ -229,7 +225,7 @@ def _trainer_class(config):
 
 def _recorder(rows: list, seconds: list):
     """A hook that times every step and keeps its losses and learning rate."""
-    from detectron2.engine import HookBase
+    from detectron2.engine import HookBase  # deferred: detectron2 (optional)
 
     class StepRecorder(HookBase):
         def before_step(self):
@@ -260,14 +256,8 @@ def fit_detectron2(config, run_dir: Path, train_coco, label_map: LabelMap):
         bbox and segm figures (fractions) on the validation file.
     """
     require_detectron2()
-    from detectron2.data import build_detection_test_loader
-    from detectron2.evaluation import COCOEvaluator, inference_on_dataset
-
-    from cococxr.coco import CocoDataset
-    from cococxr.config import config_to_dict
-    from cococxr.pipelines.maskrcnn.train import (CURVES_FILE, HISTORY_FILE, MODEL_FILE, loss_curves_png, training_stats,
-                                            write_history)
-    from cococxr.pipelines.maskrcnn.model import resolve_device, save_checkpoint
+    from detectron2.data import build_detection_test_loader  # deferred: detectron2 (optional)
+    from detectron2.evaluation import COCOEvaluator, inference_on_dataset  # deferred: detectron2 (optional)
 
     settings = config_to_dict(config)
     out = run_dir / OUTPUT_DIR

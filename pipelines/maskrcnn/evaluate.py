@@ -9,7 +9,7 @@ The detector's instances at the image's original size become two things:
   the COCO file's masks (``segm``) and boxes (``bbox``): AP, AP50, AP75, per category.
 * **Union masks** for Dice: per class, the union of the masks of the instances scoring
   at least ``union_score_threshold`` (0.5), scored by
-  :func:`cococxr.pipelines.segmentation.evaluate.score_predictions` exactly as a U-Net's
+  :func:`cococxr.pipelines.engine.evaluation.score_predictions` exactly as a U-Net's
   thresholded probabilities are (Dice, IoU, HD95 per image and class).
 
 Only images with a mask of the model's classes are evaluated (as for the U-Net), and
@@ -26,15 +26,24 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError
+from cococxr.metrics import coco_evaluate, masks_to_coco_results
+from cococxr.pipelines.engine.evaluation import (METRICS_FILE, OVERLAY_DIR, PER_IMAGE_FILE, Evaluation,
+                                                 evaluation_image_ids, score_predictions, write_overlays,
+                                                 write_per_image_csv)
+from cococxr.pipelines.engine.evaluation import format_metrics as segmentation_summary
+from cococxr.pipelines.engine.runs import write_json
+from cococxr.pipelines.engine.timing import InferenceTimer
+from cococxr.pipelines.maskrcnn.config import MODEL_FILE
+from cococxr.pipelines.maskrcnn.detectron2 import Detectron2Predictor
 from cococxr.pipelines.maskrcnn.labels import LabelMap
+from cococxr.pipelines.maskrcnn.model import (count_parameters, load_torchvision_model, read_checkpoint,
+                                              require_torch, resolve_device)
 
 log = logging.getLogger(__name__)
-METRICS_FILE = "metrics.json"
-PER_IMAGE_FILE = "per_image.csv"
-OVERLAY_DIR = "overlays"
-MODEL_FILE = "model.pt"
 
 
 class TorchvisionPredictor:
@@ -54,12 +63,10 @@ class TorchvisionPredictor:
     @property
     def params(self) -> int:
         """Number of model parameters."""
-        from cococxr.pipelines.maskrcnn.model import count_parameters
-
         return count_parameters(self.model)
 
     def __call__(self, image: np.ndarray) -> dict:
-        import torch
+        import torch  # deferred: the optional baseline extra; require_torch checked it when the model was built
 
         tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).to(self.device)
         with torch.inference_mode():
@@ -70,15 +77,10 @@ class TorchvisionPredictor:
 
 def load_predictor(run_or_checkpoint, device: str = "auto"):
     """``(predictor, checkpoint dict)`` from a run folder or its ``model.pt``."""
-    from cococxr.pipelines.maskrcnn.model import (load_torchvision_model, read_checkpoint, require_torch,
-                                                  resolve_device)
-
     require_torch()
     path = Path(run_or_checkpoint)
     payload = read_checkpoint(path / MODEL_FILE if path.is_dir() else path)
     if payload.get("backend") == "detectron2":
-        from cococxr.pipelines.maskrcnn.detectron2 import Detectron2Predictor
-
         return Detectron2Predictor.from_checkpoint(payload, device), payload
     model = load_torchvision_model(payload, resolve_device(device))
     return TorchvisionPredictor(model, LabelMap.from_dict(payload["label_map"])), payload
@@ -88,12 +90,10 @@ def predict_instances(predictor, coco, image_ids: Iterable, timer=None,
                       progress: bool = True) -> Iterator[tuple[int, dict]]:
     """Yield ``(image_id, instances)`` for each image (see :class:`TorchvisionPredictor`).
 
-    ``timer`` (an :class:`~cococxr.pipelines.segmentation.model.InferenceTimer`)
+    ``timer`` (an :class:`~cococxr.pipelines.engine.timing.InferenceTimer`)
     accumulates model time; the first image is predicted once untimed to warm up.
     """
-    from tqdm.auto import tqdm
-
-    from cococxr.pipelines.maskrcnn.data import read_rgb01
+    from cococxr.pipelines.maskrcnn.data import read_rgb01  # deferred: the module imports torch at its top
 
     for image_id in tqdm(list(image_ids), desc="predicting", unit="image", disable=not progress):
         record = coco.imgs[image_id]
@@ -118,8 +118,6 @@ def instance_results(image_id: int, instances: dict, label_map: LabelMap, *, sco
         ``score_threshold``) and a uint8 ``(H, W, K)`` union of the masks scoring at
         least ``union_score_threshold``, channel k for label k + 1.
     """
-    from cococxr.metrics import masks_to_coco_results
-
     masks = np.asarray(instances["masks"], dtype=np.float32)
     union = np.zeros((*masks.shape[1:], len(label_map)), np.uint8)
     segm, bbox = [], []
@@ -154,14 +152,11 @@ def score_instances(coco, label_map: LabelMap, predictions: Iterable[tuple[int, 
     file that numbers its categories differently still scores correctly.
 
     Returns:
-        A :class:`~cococxr.pipelines.segmentation.evaluate.Evaluation` whose ``metrics``
+        A :class:`~cococxr.pipelines.engine.evaluation.Evaluation` whose ``metrics``
         add ``bbox_AP``/``bbox_AP50``/``bbox_AP75``, ``coco_bbox`` and per-class
         ``bbox_AP`` to the U-Net's keys, and whose ``results`` are the masks in the
         unions (for overlays).
     """
-    from cococxr.metrics import coco_evaluate
-    from cococxr.pipelines.segmentation.evaluate import Evaluation, score_predictions
-
     # the classes by name, as the U-Net's: the COCO file may number its categories differently
     label_map = LabelMap(tuple(coco.cat_id(name) for name in label_map.names), label_map.names)
     segm, bbox, unions = [], [], []
@@ -212,10 +207,6 @@ def evaluate_predictor(predictor, coco, *, out=None, name: str | None = None, tr
     Returns:
         The metrics (a ``cococxr compare`` row plus details).
     """
-    from cococxr.pipelines.engine.runs import write_json
-    from cococxr.pipelines.segmentation.evaluate import evaluation_image_ids, write_overlays, write_per_image_csv
-    from cococxr.pipelines.segmentation.model import InferenceTimer
-
     names = list(predictor.label_map.names)
     image_ids = evaluation_image_ids(coco, names, include_empty)
     timer = InferenceTimer()
@@ -245,8 +236,6 @@ def evaluate_maskrcnn(run_or_checkpoint, coco, *, image_root=None, out=None, dev
     The row name and training facts (``seconds_per_epoch``...) come from the checkpoint.
     See :func:`evaluate_predictor` for the other arguments.
     """
-    from cococxr.coco import CocoDataset
-
     predictor, payload = load_predictor(run_or_checkpoint, device)
     if not isinstance(coco, CocoDataset) or image_root is not None:
         coco = CocoDataset(coco.dataset if isinstance(coco, CocoDataset) else coco, image_root)
@@ -260,8 +249,6 @@ def evaluate_maskrcnn(run_or_checkpoint, coco, *, image_root=None, out=None, dev
 
 def format_metrics(metrics: dict) -> str:
     """The U-Net summary table plus the box AP line."""
-    from cococxr.pipelines.segmentation.evaluate import format_metrics as segmentation_summary
-
     def fmt(value):
         return "n/a" if value is None else f"{value:.4f}"
 
@@ -270,27 +257,8 @@ def format_metrics(metrics: dict) -> str:
             f"({metrics['detections']} detections scoring >= {metrics['score_threshold']})")
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr evaluate maskrcnn``."""
-    parser.add_argument("model", metavar="RUN_OR_CHECKPOINT", help="run folder of `cococxr train maskrcnn` "
-                        "or its model.pt")
-    parser.add_argument("--coco", required=True, help="COCO JSON with the ground-truth masks")
-    parser.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv, overlays/")
-    parser.add_argument("--image-root", help="folder of the images (default: as the COCO file says)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="(default: auto)")
-    parser.add_argument("--score-threshold", type=float, default=0.05,
-                        help="detections kept for AP (default: 0.05)")
-    parser.add_argument("--union-score-threshold", type=float, default=0.5,
-                        help="detections whose masks form the per-class union scored by Dice (default: 0.5)")
-    parser.add_argument("--mask-threshold", type=float, default=0.5,
-                        help="mask probability threshold (default: 0.5)")
-    parser.add_argument("--overlays", type=int, default=4, help="best and worst images drawn (default: 4)")
-    parser.add_argument("--include-empty", action="store_true",
-                        help="also evaluate images without any mask of the classes")
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr evaluate maskrcnn``."""
+    """Run ``cococxr evaluate maskrcnn`` (after :mod:`cococxr.pipelines.maskrcnn.commands` parsed it)."""
     if not 0.0 <= args.score_threshold <= args.union_score_threshold <= 1.0:
         raise ConfigError("thresholds must satisfy 0 <= --score-threshold <= --union-score-threshold <= 1")
     metrics = evaluate_maskrcnn(args.model, args.coco, image_root=args.image_root, out=args.out,
@@ -304,4 +272,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["TorchvisionPredictor", "load_predictor", "predict_instances", "instance_results",
-           "score_instances", "evaluate_predictor", "evaluate_maskrcnn", "format_metrics"]
+           "score_instances", "evaluate_predictor", "evaluate_maskrcnn", "format_metrics", "run"]

@@ -49,8 +49,8 @@ def require_torch():
     """
     shield_from_tensorflow()
     try:
-        import torch
-        import torchvision
+        import torch  # deferred: the optional baseline extra; this function is its import guard
+        import torchvision  # deferred: as torch
     except ImportError as exc:
         raise MissingDependencyError(
             f"the Mask R-CNN baseline needs torch and torchvision ({exc}); install them with: "

@@ -26,57 +26,20 @@ from typing import Iterator
 
 import numpy as np
 
+from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError
-
-MASK_FORMATS = ("binary", "label", "none")
-
-
-def collect_images(inputs: list, recursive: bool = False) -> tuple[Path, list[Path]]:
-    """Expand files and folders into image files; returns ``(common root, files)``.
-
-    Raises:
-        ConfigError: an input does not exist or nothing is found.
-    """
-    from cococxr.converters.common import list_images
-
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += list_images(item, recursive=recursive)
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise ConfigError(f"{item}: no such file or folder")
-    if not files:
-        raise ConfigError(f"no images found in {', '.join(map(str, inputs))}")
-    files = list(dict.fromkeys(p.resolve() for p in files))
-    root = Path(os.path.commonpath([p.parent for p in files]))
-    return root, files
-
-
-def _chunk_coco(root: Path, files: list[Path], classes: list[str], first_id: int):
-    """A CocoDataset of ``files`` (ids from ``first_id``), categories = ``classes``."""
-    from cococxr.coco import CocoDataset
-    from cococxr.io import image_size
-
-    images = []
-    for n, path in enumerate(files):
-        height, width = image_size(path)
-        images.append({"id": first_id + n, "file_name": path.relative_to(root).as_posix(),
-                       "height": int(height), "width": int(width)})
-    categories = [{"id": k + 1, "name": name, "supercategory": "anatomy"} for k, name in enumerate(classes)]
-    return CocoDataset({"images": images, "annotations": [], "categories": categories}, root, validate=False)
-
-
-def is_coco_input(inputs: list) -> bool:
-    """True when the inputs are one COCO JSON file."""
-    return len(inputs) == 1 and str(inputs[0]).lower().endswith(".json")
+from cococxr.io import write_png
+from cococxr.metrics import masks_to_coco_results
+from cococxr.pipelines.engine.cards import input_spec
+from cococxr.pipelines.engine.images import collect_images, files_coco, is_coco_input
+from cococxr.pipelines.engine.runs import write_json
+from cococxr.pipelines.engine.segmenter import load_segmentation_model, predict_probabilities
+from cococxr.pipelines.segmentation.arguments import MASK_FORMATS, split_names
+from cococxr.rle import rle_area, rle_bbox
 
 
 def _chunks(inputs: list, classes: list[str], chunk: int, recursive: bool, image_root) -> Iterator:
     """Yield ``(CocoDataset, image ids)`` chunks of a COCO input or of files and folders."""
-    from cococxr.coco import CocoDataset
-
     if is_coco_input(inputs):
         coco = CocoDataset(inputs[0], image_root)
         ids = list(coco.imgs)
@@ -85,14 +48,13 @@ def _chunks(inputs: list, classes: list[str], chunk: int, recursive: bool, image
         return
     root, files = collect_images(inputs, recursive)
     for start in range(0, len(files), chunk):
-        coco = _chunk_coco(root, files[start:start + chunk], classes, start + 1)
+        categories = [{"id": k + 1, "name": name, "supercategory": "anatomy"} for k, name in enumerate(classes)]
+        coco = files_coco(files[start:start + chunk], root, categories, first_id=start + 1)
         yield coco, list(coco.imgs)
 
 
 def _write_masks(out: Path, file_name: str, prob: np.ndarray, classes: list[str], mask_format: str,
                  threshold: float) -> int:
-    from cococxr.io import write_png
-
     stem = Path(file_name).with_suffix("")
     masks = prob > threshold
     if mask_format == "label":
@@ -108,8 +70,6 @@ def _write_masks(out: Path, file_name: str, prob: np.ndarray, classes: list[str]
 
 
 def _results_dataset(images: list[dict], classes: list[str], results: list[dict], root: Path) -> dict:
-    from cococxr.rle import rle_area, rle_bbox
-
     annotations = [{"id": n + 1, **r, "area": int(rle_area(r["segmentation"])),
                     "bbox": [float(v) for v in rle_bbox(r["segmentation"])], "iscrowd": 0}
                    for n, r in enumerate(results)]
@@ -144,10 +104,6 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
     Returns:
         ``{"images": n, "mask_files": n, "coco_out": path or None, "classes": [...]}``.
     """
-    from cococxr.pipelines.engine.runs import write_json
-    from cococxr.pipelines.segmentation.model import input_spec, load_segmentation_model, predict_probabilities
-    from cococxr.metrics import masks_to_coco_results
-
     if mask_format not in MASK_FORMATS:
         raise ConfigError(f"mask_format must be one of {MASK_FORMATS}, got {mask_format!r}")
     if out is None and coco_out is None:
@@ -177,27 +133,8 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
             "classes": spec.classes}
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr predict segmentation``."""
-    from cococxr.pipelines.segmentation.evaluate import add_input_arguments
-
-    parser.add_argument("model", help="model file (.h5 or .keras), e.g. runs/<run>/model.h5")
-    parser.add_argument("images", nargs="+", help="image files, folders, or one COCO JSON file")
-    parser.add_argument("--out", help="folder for mask PNGs (mirrors the inputs' relative paths)")
-    parser.add_argument("--coco-out", help="write the predictions as COCO JSON (results list for a "
-                                           "COCO input, a full dataset for files/folders)")
-    parser.add_argument("--format", dest="mask_format", choices=MASK_FORMATS, default="binary",
-                        help="binary: 0/255 PNG per class; label: one label map (k+1 per class); "
-                             "none: no PNGs (default: binary)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default: 0.5)")
-    parser.add_argument("--recursive", action="store_true", help="search folders recursively")
-    add_input_arguments(parser)
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr predict segmentation``."""
-    from cococxr.pipelines.segmentation.evaluate import split_names
-
+    """Run ``cococxr predict segmentation`` (after :mod:`cococxr.pipelines.segmentation.commands` parsed it)."""
     summary = predict_segmentation(
         args.model, args.images, args.out, coco_out=args.coco_out, mask_format=args.mask_format,
         threshold=args.threshold, batch_size=args.batch_size, recursive=args.recursive,
@@ -208,4 +145,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["MASK_FORMATS", "collect_images", "is_coco_input", "predict_segmentation"]
+__all__ = ["predict_segmentation", "run"]
