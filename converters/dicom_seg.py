@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cococxr.config import add_config_arguments, config_from_args, load_config, option
+from cococxr.config import add_config_arguments, config_from_args, option
 from cococxr.errors import ConversionError
 from cococxr.volumes.dicom_series import scan_folder
 from cococxr.volumes.intensity import parse_window
@@ -23,7 +23,7 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint
 from .dicom_seg_read import place_frames, read_seg
 from .series_slices import case_id_for, convert_series, match_series
-from .volume_records import Category, assemble_volumes
+from .volume_records import Category, assemble_volumes, load_options
 
 
 @dataclass
@@ -89,7 +89,7 @@ def convert_dicom_seg(folder: str | os.PathLike, options=None, **overrides):
             on no slice of the series (missing frames), two SEGs on one series. Nothing is
             written then.
     """
-    opts = load_config(DicomSegOptions, options, **overrides)
+    opts = load_options(DicomSegOptions, options, **overrides)
     window = parse_window(opts.window)
     if not 0.0 < opts.fraction_threshold <= 1.0:
         raise ConversionError(f"fraction_threshold {opts.fraction_threshold}: expected a value in (0, 1]")

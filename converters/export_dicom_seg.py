@@ -24,13 +24,14 @@ from pydicom.uid import generate_uid
 from cococxr._version import __version__
 from cococxr.atomic import atomic_open
 from cococxr.coco import CocoDataset
-from cococxr.config import add_config_arguments, config_from_args, load_config, option
+from cococxr.config import add_config_arguments, config_from_args, option
 from cococxr.errors import ConversionError, ImageReadError
 from cococxr.volumes.dicom_series import DicomSeries, scan_folder
 from cococxr.volumes.stack import CaseVolume, case_volumes, category_values, class_volume
 from cococxr.volumes.staging import StagedFolder
 
 from .common import ConversionReport
+from .volume_records import load_options
 
 _ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
 
@@ -74,8 +75,9 @@ def segment_descriptions(dataset: CocoDataset, cat_ids: list[int], default_algor
 def _series_images(dataset: CocoDataset, case: CaseVolume, folder_series: dict[str, DicomSeries],
                    where: str) -> tuple[DicomSeries, list[pydicom.Dataset]]:
     """The case's series and its datasets in slice order; every COCO slice must be one of them."""
-    records = [dataset.imgs[i] for i in case.image_ids]
-    lacking = [i for i, r in zip(case.image_ids, records) if not r.get("series_uid") or not r.get("sop_instance_uid")]
+    ids = [i for i in case.image_ids if i is not None]
+    records = [dataset.imgs[i] for i in ids]
+    lacking = [i for i, r in zip(ids, records) if not r.get("series_uid") or not r.get("sop_instance_uid")]
     if lacking:
         raise ConversionError(f"{dataset.source}: case {case.case_id!r}: image(s) {lacking[:10]} have no series_uid / "
                               "sop_instance_uid; export dicom-seg needs a COCO made from a DICOM series "
@@ -117,7 +119,7 @@ def export_dicom_seg(coco: str | os.PathLike | CocoDataset, options=None, **over
         ConversionError: images not from a DICOM series, a series missing from
             ``series`` or with other images; nothing is written then.
     """
-    opts = load_config(ExportDicomSegOptions, options, **overrides)
+    opts = load_options(ExportDicomSegOptions, options, **overrides)
     dataset = coco if isinstance(coco, CocoDataset) else CocoDataset(coco)
     values = category_values(dataset)
     cat_ids = sorted(values, key=lambda c: values[c])

@@ -22,7 +22,7 @@ import numpy as np
 
 from cococxr.atomic import atomic_write_bytes
 from cococxr.coco import CocoDataset
-from cococxr.config import add_config_arguments, config_from_args, load_config, option
+from cococxr.config import add_config_arguments, config_from_args, option
 from cococxr.errors import ConversionError
 from cococxr.paths import check_relative_name
 from cococxr.volumes.labelmaps import read_label_map
@@ -30,6 +30,7 @@ from cococxr.volumes.stack import OVERLAP_POLICIES, case_volumes, category_value
 from cococxr.volumes.staging import StagedFolder
 
 from .common import ConversionReport
+from .volume_records import load_options
 
 
 @dataclass
@@ -88,7 +89,7 @@ def export_nifti(coco: str | os.PathLike | CocoDataset, options=None, **override
         ConversionError: images that are not slices of a volume, incomplete cases,
             overlapping structures (``overlap="error"``); nothing is written then.
     """
-    opts = load_config(ExportNiftiOptions, options, **overrides)
+    opts = load_options(ExportNiftiOptions, options, **overrides)
     dataset = coco if isinstance(coco, CocoDataset) else CocoDataset(coco)
     label_map = read_label_map(opts.label_map) if opts.label_map else None
     values = category_values(dataset, label_map)
@@ -98,7 +99,7 @@ def export_nifti(coco: str | os.PathLike | CocoDataset, options=None, **override
     names: dict[str, str] = {}
     with StagedFolder(opts.out) as staged:
         for case_id, case in cases.items():
-            record = dataset.imgs[case.image_ids[0]]
+            record = dataset.imgs[next(i for i in case.image_ids if i is not None)]
             volume = label_volume(dataset, case, values, opts.overlap)
             dtype = _dtype(record.get("label_dtype"), int(volume.max(initial=0)))
             name = _file_name(case_id, record, opts.keep_names)

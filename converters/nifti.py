@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cococxr.config import add_config_arguments, config_from_args, load_config, option
+from cococxr.config import add_config_arguments, config_from_args, option
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.volumes.intensity import Rescale, apply_window, parse_window, window_record
 from cococxr.volumes.labelmaps import read_label_map
@@ -31,7 +31,7 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint, parallel_map
 from .nifti_cases import NiftiCase, find_cases
 from .volume_records import (CaseResult, Category, SliceResult, assemble_volumes, label_slice_annotations,
-                             slice_file_name, write_slice_png)
+                             load_options, slice_file_name, write_slice_png)
 
 MAX_LISTED = 10
 
@@ -166,7 +166,7 @@ def convert_nifti(source: str | os.PathLike, labels: str | os.PathLike | None = 
             map lacks; ImageReadError: unreadable or truncated files. Nothing is written then.
         ConfigError: bad options.
     """
-    opts = load_config(NiftiOptions, options, **overrides)
+    opts = load_options(NiftiOptions, options, **overrides)
     window = parse_window(opts.window)
     found = find_cases(source, labels, channel=opts.channel, allow_missing_labels=opts.allow_missing_labels)
     label_map = read_label_map(opts.label_map) if opts.label_map else found.label_map

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cococxr.config import add_config_arguments, config_from_args, load_config, option
+from cococxr.config import add_config_arguments, config_from_args, option
 from cococxr.errors import ConversionError
 from cococxr.volumes.dicom_series import scan_folder
 from cococxr.volumes.intensity import parse_window
@@ -24,7 +24,7 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint
 from .rtstruct_read import MAX_LISTED, place_contours, read_rtstruct
 from .series_slices import case_id_for, convert_series, match_series
-from .volume_records import Category, assemble_volumes
+from .volume_records import Category, assemble_volumes, load_options
 
 
 @dataclass
@@ -75,7 +75,7 @@ def convert_rtstruct(folder: str | os.PathLike, options=None, **overrides):
             series, two RTSTRUCTs on one series, contours that cannot be placed with
             ``strict``. Nothing is written then.
     """
-    opts = load_config(RtstructOptions, options, **overrides)
+    opts = load_options(RtstructOptions, options, **overrides)
     window = parse_window(opts.window)
     found = scan_folder(folder)
     paths = list(dict.fromkeys([*found.rtstructs, *(str(Path(p)) for p in opts.rtstruct or [])]))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cococxr.coco import CocoBuilder, CocoDataset
+from cococxr.config import load_config
 from cococxr.errors import ConversionError
 from cococxr.io import write_png
 from cococxr.rle import coco_rle_encode
@@ -55,6 +56,18 @@ class Category:
     name: str
     supercategory: str = "anatomy"
     extra: tuple[tuple[str, object], ...] = ()
+
+
+def load_options(schema, options=None, **overrides):
+    """:func:`cococxr.config.load_config` with path values (``os.PathLike``) given as text."""
+    def text(value):
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, (list, tuple)):
+            return [text(v) for v in value]
+        return value
+
+    return load_config(schema, options, **{key: text(value) for key, value in overrides.items()})
 
 
 def safe_case_id(text: str) -> str:
@@ -125,5 +138,6 @@ def assemble_volumes(cases: list[CaseResult], categories: list[Category], report
     return dataset
 
 
-__all__ = ["CaseResult", "Category", "SliceResult", "assemble_volumes", "label_slice_annotations", "safe_case_id",
+__all__ = ["CaseResult", "Category", "SliceResult", "assemble_volumes", "label_slice_annotations", "load_options",
+           "safe_case_id",
            "slice_file_name", "write_slice_png"]

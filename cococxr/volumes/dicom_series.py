@@ -131,8 +131,8 @@ class DicomSeries:
                                        f"series {self.uid}")
 
     def index_of_uid(self) -> dict[str, int]:
-        """SOP Instance UID -> slice index."""
-        return {s.sop_instance_uid: k for k, s in enumerate(self.slices)}
+        """SOP Instance UID -> slice index (slices without a UID left out)."""
+        return {s.sop_instance_uid: k for k, s in enumerate(self.slices) if s.sop_instance_uid}
 
     def nearest_slice(self, offset: float) -> tuple[int, float]:
         """``(slice index, distance mm)`` of the slice nearest to ``offset`` along the normal."""
@@ -191,8 +191,10 @@ def _series_from(uid: str, entries: list[tuple[str, pydicom.Dataset]]) -> DicomS
             raise ConversionError(f"series {uid}: {path} has a {ds.Rows}x{ds.Columns} matrix with PixelSpacing "
                                   f"{list(ds.PixelSpacing)}; expected {rows}x{columns} and {spacing.tolist()} "
                                   f"as in {first_path}")
-        sop = str(ds.get("SOPInstanceUID", ""))
-        if sop in seen:
+        # anonymised files may keep the UID only in the file meta
+        sop = str(ds.get("SOPInstanceUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", "")
+                  or "")
+        if sop and sop in seen:
             raise ConversionError(f"series {uid}: {path} and {seen[sop]} have the same SOPInstanceUID {sop}")
         seen[sop] = path
         slices.append(DicomSlice(path, sop, tuple(_floats(ds, "ImagePositionPatient", 3, path).tolist())))

@@ -59,7 +59,7 @@ def parse_window(spec: str | tuple | list | None) -> tuple[float, float] | None:
 def apply_window(values: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     """8-bit pixels of raw ``values`` through ``window = (width, level)``."""
     width, level = window
-    scaled = (np.asarray(values, dtype=np.float64) - (level - width / 2.0)) * (255.0 / width)
+    scaled = (np.asarray(values, dtype=np.float64) - (level - width / 2.0)) * 255.0 / width
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 

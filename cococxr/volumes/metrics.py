@@ -61,10 +61,6 @@ def _as_dataset(pred, truth: CocoDataset) -> CocoDataset:
     return CocoDataset(data, validate=False)
 
 
-def _slice_keys(dataset: CocoDataset, case) -> list[tuple]:
-    return [(dataset.imgs[i]["case_id"], dataset.imgs[i]["slice_index"]) for i in case.image_ids]
-
-
 def evaluate_volumes(truth: CocoDataset, pred, classes: Sequence[str] | None = None) -> dict:
     """Score predictions case by case in 3-D.
 
@@ -101,7 +97,7 @@ def evaluate_volumes(truth: CocoDataset, pred, classes: Sequence[str] | None = N
     for case_id, case in true_cases.items():
         other = pred_cases[case_id]
         if other.layout.display_shape != case.layout.display_shape or \
-                _slice_keys(pred, other) != _slice_keys(truth, case):
+                not np.allclose(other.layout.affine, case.layout.affine):
             raise ConversionError(f"case {case_id!r}: the predictions' slices {other.layout.display_shape} differ "
                                   f"from the truth's {case.layout.display_shape}")
         per_case[case_id] = volume_scores(class_volume(pred, other, pred_ids), class_volume(truth, case, true_ids),

@@ -7,6 +7,7 @@ opened here, before anything of that case is written.
 """
 from __future__ import annotations
 
+import gzip
 import os
 import zlib
 from dataclasses import dataclass
@@ -74,6 +75,9 @@ def load_nifti(path: str | os.PathLike, what: str = "volume", channel: int = 0) 
     try:
         image = nib.load(path)
     except Exception as exc:  # nibabel raises ImageFileError, OSError, EOFError, zlib.error ...
+        problem = _gzip_problem(path)
+        if problem:
+            raise ImageReadError(f"{what} {path}: truncated or corrupt: {problem}; expected a complete .nii.gz") from exc
         raise ImageReadError(f"{what} {path}: not a readable NIfTI file ({exc})") from exc
     shape = tuple(int(s) for s in image.shape)
     while len(shape) > 3 and shape[-1] == 1:
@@ -96,6 +100,20 @@ def load_nifti(path: str | os.PathLike, what: str = "volume", channel: int = 0) 
         data = data[..., channel]
     affine = np.asarray(image.affine, dtype=np.float64)
     return NiftiVolume(path, data, affine, disk_dtype, shape[3] if len(shape) == 4 else 1)
+
+
+def _gzip_problem(path: Path) -> str | None:
+    """What is wrong with a gzip file's stream (None when it is complete, or not gzip)."""
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return None
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except (EOFError, OSError, zlib.error) as exc:
+        return f"the gzip stream is broken ({exc})"
+    return None
 
 
 def check_same_grid(image: NiftiVolume, labels: NiftiVolume, tolerance: float = AFFINE_TOLERANCE) -> None:

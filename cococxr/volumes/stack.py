@@ -30,12 +30,13 @@ class CaseVolume:
     Attributes:
         case_id: the images' ``case_id``.
         layout: the recorded slice layout.
-        image_ids: image id of each slice (index = ``slice_index``).
+        image_ids: image id of each slice (index = ``slice_index``); None for a slice
+            left out as empty (``empty_slices_omitted`` on the records).
     """
 
     case_id: str
     layout: SliceLayout
-    image_ids: list[int]
+    image_ids: list[int | None]
 
 
 def _listed(items: Sequence) -> str:
@@ -45,6 +46,9 @@ def _listed(items: Sequence) -> str:
 
 def case_volumes(dataset: CocoDataset, case_ids: Sequence[str] | None = None) -> dict[str, CaseVolume]:
     """The cases of ``dataset`` (sorted by case id), each checked complete and consistent.
+
+    A case converted with empty slices left out (``empty_slices_omitted``) may lack
+    slices; they are empty.
 
     Args:
         case_ids: only these cases (default: all).
@@ -96,11 +100,11 @@ def _case(dataset: CocoDataset, case: str, image_ids: list[int]) -> CaseVolume:
                                   f"{img['width']}; the volume's slices are {height}x{width}")
         slots[index] = image_id
     missing = [k for k, image_id in enumerate(slots) if image_id is None]
-    if missing:
+    if missing and not first.get("empty_slices_omitted"):
         raise ConversionError(f"{dataset.source}: case {case!r} lacks slice(s) {_listed(missing)} of "
                               f"{layout.num_slices}; a volume can only be rebuilt from all its slices "
                               "(was the file filtered or split by image?)")
-    return CaseVolume(case, layout, [int(i) for i in slots])
+    return CaseVolume(case, layout, [None if i is None else int(i) for i in slots])
 
 
 def category_values(dataset: CocoDataset, label_map: Mapping[int, str] | None = None) -> dict[int, int]:
@@ -149,6 +153,8 @@ def label_volume(dataset: CocoDataset, case: CaseVolume, values: Mapping[int, in
     stack = np.zeros(case.layout.display_shape, dtype)
     height, width = case.layout.slice_shape
     for d, image_id in enumerate(case.image_ids):
+        if image_id is None:
+            continue
         plane = stack[d]
         owner: dict[int, int] = {}
         for ann in dataset.anns_for(image_id, cat_ids=values, geometry=True):
@@ -172,6 +178,8 @@ def class_volume(dataset: CocoDataset, case: CaseVolume, category_ids: Sequence[
     height, width = case.layout.slice_shape
     stack = np.zeros((*case.layout.display_shape, len(category_ids)), np.uint8)
     for d, image_id in enumerate(case.image_ids):
+        if image_id is None:
+            continue
         anns = dataset.anns_for(image_id, cat_ids=category_ids, geometry=True)
         if anns:
             stack[d] = annotations_to_channels(anns, height, width, category_ids, validated=dataset.validated)
