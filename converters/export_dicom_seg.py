@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -112,6 +113,19 @@ def _frames(dataset: CocoDataset, case: CaseVolume, series: DicomSeries, cat_ids
     return frames
 
 
+def _segmentation(images: list, frames: np.ndarray, descriptions: list, series_uid: str, description: str):
+    """The highdicom Segmentation of ``frames``; its UIDs derive from the series and the masks (reruns agree)."""
+    digest = hashlib.sha256(np.packbits(frames).tobytes()).hexdigest()
+    return hd.seg.Segmentation(
+        source_images=images, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions, series_instance_uid=generate_uid(entropy_srcs=[series_uid, digest, "series"]),
+        series_number=900, sop_instance_uid=generate_uid(entropy_srcs=[series_uid, digest, "instance"]),
+        instance_number=1, manufacturer="cococxr", manufacturer_model_name="cococxr export dicom-seg",
+        software_versions=__version__, device_serial_number="0", series_description=description,
+        # an empty SpecificCharacterSet means the default repertoire, which ISO_IR 100 extends
+        specific_character_set=images[0].get("SpecificCharacterSet") or "ISO_IR 100")
+
+
 def export_dicom_seg(coco: str | os.PathLike | CocoDataset, options=None, **overrides) -> ConversionReport:
     """Write one DICOM-SEG per case of ``coco``.
 
@@ -134,15 +148,9 @@ def export_dicom_seg(coco: str | os.PathLike | CocoDataset, options=None, **over
         for case_id, case in cases.items():
             series, images = _series_images(dataset, case, found.series, str(opts.series))
             frames = _frames(dataset, case, series, cat_ids)
-            digest = hashlib.sha256(np.packbits(frames).tobytes()).hexdigest()
-            seg = hd.seg.Segmentation(
-                source_images=images, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-                segment_descriptions=descriptions, series_instance_uid=generate_uid(entropy_srcs=[series.uid, digest, "series"]),
-                series_number=900, sop_instance_uid=generate_uid(entropy_srcs=[series.uid, digest, "instance"]),
-                instance_number=1, manufacturer="cococxr", manufacturer_model_name="cococxr export dicom-seg",
-                software_versions=__version__, device_serial_number="0", series_description=opts.series_description,
-                # an empty SpecificCharacterSet means the default repertoire, which ISO_IR 100 extends
-                specific_character_set=images[0].get("SpecificCharacterSet") or "ISO_IR 100")
+            with warnings.catch_warnings():  # the source's own PatientName style is not ours to judge
+                warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+                seg = _segmentation(images, frames, descriptions, series.uid, opts.series_description)
             with atomic_open(staged.path(f"{case_id}.dcm"), "wb") as fh:
                 seg.save_as(fh)
             report.add("SEG files out")
