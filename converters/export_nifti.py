@@ -15,7 +15,7 @@ import gzip
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import nibabel as nib
 import numpy as np

@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
@@ -11,6 +12,7 @@ from skimage.draw import polygon as skimage_polygon
 
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.volumes.contours import fill_polygon, fill_polygons
+from cococxr.volumes.dicom_series import scan_folder
 from cococxr.volumes.intensity import Rescale, apply_window, parse_window
 from cococxr.volumes.labelmaps import read_label_map
 from cococxr.volumes.layout import SliceLayout, dicom_affine, display_orientation
@@ -75,10 +77,6 @@ def test_layout_record_round_trips_and_rejects_inconsistent_records():
 
 def test_dicom_affine_matches_the_totalsegmentator_nifti_of_the_same_series():
     """Our affine of a DICOM series (src[column, row, slice]) and dcm2niix-style NIfTI agree on every voxel centre."""
-    import nibabel as nib
-
-    from cococxr.volumes.dicom_series import scan_folder
-
     root = shared("volumes/nifti/TotalSegmentator")
     (series,) = scan_folder(root / "example_ct_dicom").series.values()
     nifti = nib.load(root / "example_seg_dicom.nii.gz")

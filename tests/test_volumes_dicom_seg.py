@@ -1,6 +1,7 @@
 """convert dicom-seg / export dicom-seg: binary, fractional, overlapping, label-map SEGs; dcmqi's NRRD references."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import nrrd
@@ -11,12 +12,13 @@ import pytest
 from cococxr.coco import CocoDataset
 from cococxr.converters.dicom_seg import convert_dicom_seg
 from cococxr.converters.export_dicom_seg import export_dicom_seg
+from cococxr.converters.nifti import convert_nifti
 from cococxr.errors import ConversionError
 from cococxr.masks import annotation_to_mask
 from cococxr.volumes.stack import case_volumes, class_volume
 
 from conftest import shared
-from volumes_data import ct_series, read_series, seg
+from volumes_data import ct_series, las_affine, read_series, save_nifti, seg, synthetic_case
 
 DCMQI = "volumes/dicomseg/dcmqi/segmentations"
 
@@ -158,12 +160,6 @@ def test_dcmqi_round_trip_through_export_dicom_seg(tmp_path):
 
 
 def test_export_dicom_seg_needs_a_dicom_made_coco(tmp_path):
-    import json
-
-    from volumes_data import las_affine, save_nifti, synthetic_case
-
-    from cococxr.converters.nifti import convert_nifti
-
     image, labels = synthetic_case()
     save_nifti(tmp_path / "ct.nii.gz", image, las_affine())
     save_nifti(tmp_path / "seg.nii.gz", labels, las_affine())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -10,7 +11,6 @@ from skimage.draw import polygon as skimage_polygon
 
 from cococxr.cli import main
 from cococxr.converters.dicom_seg import convert_dicom_seg
-from cococxr.converters.export_dicom_seg import export_dicom_seg
 from cococxr.converters.export_nifti import export_nifti
 from cococxr.converters.rtstruct import convert_rtstruct
 from cococxr.errors import ConversionError
@@ -137,8 +137,6 @@ def test_rtstruct_to_nifti_and_to_dicom_seg_and_back(case):
     with pytest.raises(ConversionError, match="overlaps annotation"):
         export_nifti(out / "c.json", out=out / "nifti")  # the lesion lies inside the body
     export_nifti(out / "c.json", out=out / "nifti", overlap="last")
-    import nibabel as nib
-
     volume = nib.load(out / "nifti" / "PAT-1.nii.gz")
     data = np.asanyarray(volume.dataobj)
     masks = _masks(dataset)
