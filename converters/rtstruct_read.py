@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
+from pydicom.multival import MultiValue
 
 from cococxr.errors import ConversionError, ImageReadError
 from cococxr.volumes.contours import outside_image
@@ -56,6 +57,22 @@ class RtStruct:
     series_uids: set[str]
 
 
+def _contour_data(contour: pydicom.Dataset) -> np.ndarray:
+    """ContourData as float64, parsed straight from the DS text (pydicom's per-value objects cost seconds).
+
+    Raises:
+        ValueError: a value that is not a number.
+    """
+    element = contour.get_item("ContourData")
+    value = None if element is None else element.value
+    if value is None:
+        return np.zeros(0)
+    if isinstance(value, bytes):
+        text = value.decode("ascii", errors="replace").strip(" \x00")
+        return np.array(text.split("\\"), dtype=np.float64) if text else np.zeros(0)
+    return np.asarray(list(value) if isinstance(value, (MultiValue, list, tuple)) else [value], dtype=np.float64)
+
+
 def read_rtstruct(path: str | os.PathLike) -> RtStruct:
     """Parse an RTSTRUCT file.
 
@@ -86,14 +103,18 @@ def read_rtstruct(path: str | os.PathLike) -> RtStruct:
     for item in ds.get("ROIContourSequence", []):
         roi_number = int(item.ReferencedROINumber)
         for number, contour in enumerate(item.get("ContourSequence", []), start=1):
-            data = contour.get("ContourData") or []
+            try:
+                data = _contour_data(contour)
+            except ValueError as exc:
+                raise ConversionError(f"{path}: ROI {roi_number} contour {number}: ContourData is not a list of "
+                                      f"numbers ({exc})") from exc
             if len(data) % 3:
                 raise ConversionError(f"{path}: ROI {roi_number} contour {number}: ContourData has {len(data)} "
                                       "values; expected x, y, z triples")
             refs = tuple(str(r.ReferencedSOPInstanceUID) for r in contour.get("ContourImageSequence", [])
                          if r.get("ReferencedSOPInstanceUID"))
             contours.append(Contour(roi_number, number, str(contour.get("ContourGeometricType") or "CLOSED_PLANAR"),
-                                    np.asarray([float(v) for v in data], dtype=np.float64).reshape(-1, 3), refs))
+                                    data.reshape(-1, 3), refs))
     return RtStruct(str(path), rois, contours, frames, series_uids)
 
 
