@@ -19,14 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from cococxr.errors import ConversionError, ImageReadError
-from cococxr.rle import coco_rle_encode
 from cococxr.volumes.contours import fill_polygons
 from cococxr.volumes.dicom_series import DicomFolder, DicomSeries
 from cococxr.volumes.intensity import Rescale, apply_window, window_record
 from cococxr.volumes.layout import SliceLayout
 
 from .common import parallel_map
-from .volume_records import CaseResult, SliceResult, safe_case_id, slice_file_name, write_slice_png
+from .volume_records import CaseResult, SliceResult, mask_geometry, safe_case_id, slice_file_name, write_slice_png
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,7 @@ def convert_slice(job: SliceJob, settings: CaseSettings, series: DicomSeries) ->
     for value, shape in job.shapes:
         mask = layout.plane_to_display(_mask(shape, settings.rows, settings.columns).T)
         if mask.any():
-            annotations.append((int(value), coco_rle_encode(mask)))
+            annotations.append((int(value), mask_geometry(mask)))
     try:
         source = Path(job.path).resolve().relative_to(Path(settings.root).resolve()).as_posix()
     except ValueError:
