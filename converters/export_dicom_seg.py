@@ -11,7 +11,9 @@ are left out, overlapping segments are kept.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -113,6 +115,20 @@ def _frames(dataset: CocoDataset, case: CaseVolume, series: DicomSeries, cat_ids
     return frames
 
 
+@contextlib.contextmanager
+def _quiet_highdicom():
+    """Hide highdicom's per-module "copy attributes" log lines and its opinion of the source's PatientName."""
+    logger = logging.getLogger("highdicom")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _segmentation(images: list, frames: np.ndarray, descriptions: list, series_uid: str, description: str):
     """The highdicom Segmentation of ``frames``; its UIDs derive from the series and the masks (reruns agree)."""
     digest = hashlib.sha256(np.packbits(frames).tobytes()).hexdigest()
@@ -148,8 +164,7 @@ def export_dicom_seg(coco: str | os.PathLike | CocoDataset, options=None, **over
         for case_id, case in cases.items():
             series, images = _series_images(dataset, case, found.series, str(opts.series))
             frames = _frames(dataset, case, series, cat_ids)
-            with warnings.catch_warnings():  # the source's own PatientName style is not ours to judge
-                warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+            with _quiet_highdicom():
                 seg = _segmentation(images, frames, descriptions, series.uid, opts.series_description)
             with atomic_open(staged.path(f"{case_id}.dcm"), "wb") as fh:
                 seg.save_as(fh)
