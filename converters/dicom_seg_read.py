@@ -59,7 +59,7 @@ def _code(sequence) -> tuple[str, str, str] | None:
     if not sequence:
         return None
     item = sequence[0]
-    return (str(item.get("CodeValue", "")), str(item.get("CodingSchemeDesignator", "")), str(item.get("CodeMeaning", "")))
+    return tuple(str(item.get(key, "")) for key in ("CodeValue", "CodingSchemeDesignator", "CodeMeaning"))
 
 
 def _frame_value(seg, index: int, group: str, keyword: str):
@@ -128,7 +128,8 @@ def read_seg(path: str | os.PathLike) -> SegFile:
                 raise ConversionError(f"SEG {path}: frame {i + 1} names no segment (SegmentIdentificationSequence)")
             numbers = (int(number),)
         frames.append((numbers, np.asarray([float(v) for v in position]), _sources(seg, i)))
-    series_uids = {str(s.SeriesInstanceUID) for s in seg.get("ReferencedSeriesSequence", []) if s.get("SeriesInstanceUID")}
+    series_uids = {str(s.SeriesInstanceUID) for s in seg.get("ReferencedSeriesSequence", [])
+                   if s.get("SeriesInstanceUID")}
     frame_uid = str(seg.get("FrameOfReferenceUID") or "")
     max_fraction = float(seg.get("MaximumFractionalValue") or 1) if kind == "FRACTIONAL" else 1.0
     padding = int(seg.PixelPaddingValue) if kind == "LABELMAP" and "PixelPaddingValue" in seg else None

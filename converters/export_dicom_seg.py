@@ -134,7 +134,8 @@ def _segmentation(images: list, frames: np.ndarray, descriptions: list, series_u
     digest = hashlib.sha256(np.packbits(frames).tobytes()).hexdigest()
     return hd.seg.Segmentation(
         source_images=images, pixel_array=frames, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions, series_instance_uid=generate_uid(entropy_srcs=[series_uid, digest, "series"]),
+        segment_descriptions=descriptions,
+        series_instance_uid=generate_uid(entropy_srcs=[series_uid, digest, "series"]),
         series_number=900, sop_instance_uid=generate_uid(entropy_srcs=[series_uid, digest, "instance"]),
         instance_number=1, manufacturer="cococxr", manufacturer_model_name="cococxr export dicom-seg",
         software_versions=__version__, device_serial_number="0", series_description=description,

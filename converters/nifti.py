@@ -114,8 +114,9 @@ def convert_case(case: NiftiCase, settings: _Settings) -> CaseResult:
         result.notes.append(f"{case.image_name}: channel {settings.channel} of {image.channels} converted")
     rescale = None if settings.window else _rescale(case, image.data)
     if rescale is not None and not rescale.exact:
-        result.notes.append(f"{case.image_name}: values {rescale.intercept:g}..{rescale.intercept + 65535 * rescale.slope:g}"
-                            f" do not fit 16 bits exactly; quantised with slope {rescale.slope:.6g}")
+        top = rescale.intercept + 65535 * rescale.slope
+        result.notes.append(f"{case.image_name}: values {rescale.intercept:g}..{top:g} do not fit 16 bits exactly; "
+                            f"quantised with slope {rescale.slope:.6g}")
     base = {"case_id": case.case_id, "volume": case.image_name}
     if case.labels_name is not None:
         base.update(label_volume=case.labels_name, label_dtype=str(labels.disk_dtype))
@@ -134,8 +135,6 @@ def convert_case(case: NiftiCase, settings: _Settings) -> CaseResult:
         name = slice_file_name(case.case_id, settings.axis, d, layout.num_slices)
         write_slice_png(settings.staging, name, pixels)
         result.slices.append(SliceResult(name, height, width, {**base, "slice_index": d}, annotations))
-    result.counts["image volumes in"] += 1
-    result.counts["label volumes in"] += labels is not None
     return result
 
 
@@ -180,6 +179,8 @@ def convert_nifti(source: str | os.PathLike, labels: str | os.PathLike | None = 
                              opts.affine_tolerance, frozenset(label_map) if label_map is not None else None)
         results = parallel_map(functools.partial(convert_case, settings=settings), found.cases, opts.workers,
                                desc="volumes", chunksize=1)
+        report.add("image volumes in", len(results))
+        report.add("label volumes in", sum(c.labels is not None for c in found.cases))
         categories = _categories(label_map, results, opts.supercategory, report)
         info = {"description": f"NIfTI volumes ({found.layout}) {Path(source).name}",
                 "image_root": image_root_hint(out_images, opts.out)}

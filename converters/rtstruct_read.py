@@ -154,15 +154,16 @@ def place_contours(rt: RtStruct, series: DicomSeries, slice_tolerance: float | N
             continue
         offsets = contour.points @ normal
         if float(offsets.max() - offsets.min()) > tolerance:
-            placed.unplaced.append(f"{label}: not parallel to the image planes (spans {offsets.max() - offsets.min():.2f}"
-                                   " mm along the slice normal)")
+            span = float(offsets.max() - offsets.min())
+            placed.unplaced.append(f"{label}: not parallel to the image planes (spans {span:.2f} mm along the "
+                                   "slice normal)")
             continue
         k, distance = series.nearest_slice(float(offsets.mean()))
         if distance > tolerance:
             missing = [r for r in contour.referenced_sops if r not in uid_index]
+            why = f"; it references image {missing[0]}, which is not in the series" if missing else ""
             placed.unplaced.append(f"{label} at {offsets.mean():.2f} mm lies {distance:.2f} mm from the nearest slice "
-                                   f"(tolerance {tolerance:.2f} mm)" +
-                                   (f"; it references image {missing[0]}, which is not in the series" if missing else ""))
+                                   f"(tolerance {tolerance:.2f} mm){why}")
             continue
         refs = contour.referenced_sops
         if refs and refs[0] not in uid_index:

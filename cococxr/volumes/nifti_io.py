@@ -77,7 +77,8 @@ def load_nifti(path: str | os.PathLike, what: str = "volume", channel: int = 0) 
     except Exception as exc:  # nibabel raises ImageFileError, OSError, EOFError, zlib.error ...
         problem = _gzip_problem(path)
         if problem:
-            raise ImageReadError(f"{what} {path}: truncated or corrupt: {problem}; expected a complete .nii.gz") from exc
+            raise ImageReadError(f"{what} {path}: truncated or corrupt: {problem}; "
+                                 "expected a complete .nii.gz") from exc
         raise ImageReadError(f"{what} {path}: not a readable NIfTI file ({exc})") from exc
     shape = tuple(int(s) for s in image.shape)
     while len(shape) > 3 and shape[-1] == 1:
