@@ -6,6 +6,7 @@ gives the arguments, the function gets them as keywords, and what it returns is 
 from cococxr.command import Command
 from cococxr.converters import (class_folders, covid_radiography, dicom, export_masks, export_rle_csv,
                                 inspect_rle, mask_folders, metadata, rle_csv)
+from cococxr.converters import dicom_seg, export_dicom_seg, export_nifti, nifti, rtstruct
 from cococxr.converters.common import print_report
 
 COMMANDS = [
@@ -22,10 +23,20 @@ COMMANDS = [
                         metadata.MetadataOptions, metadata.convert_metadata, print_report),
     Command.from_schema(("convert", "dicom"), "DICOM folder -> PNG + COCO image records", dicom.DicomOptions,
                         dicom.convert_dicom, print_report),
+    Command(("convert", "nifti"), "NIfTI image + label volumes (pairs, folders, nnU-Net, MSD) -> slice PNGs + COCO",
+            nifti.configure_parser, nifti.run),
+    Command(("convert", "rtstruct"), "DICOM series + RTSTRUCT -> slice PNGs + COCO", rtstruct.configure_parser,
+            rtstruct.run),
+    Command(("convert", "dicom-seg"), "DICOM series + DICOM-SEG -> slice PNGs + COCO", dicom_seg.configure_parser,
+            dicom_seg.run),
     Command.from_schema(("export", "masks"), "COCO -> mask PNG folders", export_masks.ExportMasksOptions,
                         export_masks.export_masks, print_report),
     Command.from_schema(("export", "rle-csv"), "COCO -> Kaggle RLE CSV", export_rle_csv.ExportRleCsvOptions,
                         export_rle_csv.export_rle_csv, print_report),
+    Command(("export", "nifti"), "COCO slices -> NIfTI label volumes (voxel-exact, original affine)",
+            export_nifti.configure_parser, export_nifti.run),
+    Command(("export", "dicom-seg"), "COCO slices of a DICOM series -> DICOM-SEG", export_dicom_seg.configure_parser,
+            export_dicom_seg.run),
     Command.from_schema(("inspect-rle",), "render one image's RLE mask in both pixel orders",
                         inspect_rle.InspectRleOptions, inspect_rle.inspect_rle, inspect_rle.print_inspection),
 ]
