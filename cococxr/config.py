@@ -169,6 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser, schema) -> None:
         elif typing.get_origin(base) is list and meta.get("parse") is None:
             kwargs["nargs"] = "+"
         if meta.get("positional"):
+            if not meta.get("required"):
+                kwargs.update(nargs="?", default=_default(f))
             parser.add_argument(f.name, **kwargs)
             continue
         if meta.get("required") or meta.get("cli_required"):

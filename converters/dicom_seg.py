@@ -9,12 +9,10 @@ it covers, overlapping segments included.
 """
 from __future__ import annotations
 
-import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cococxr.config import add_config_arguments, config_from_args, option
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConversionError
 from cococxr.volumes.dicom_series import scan_folder
 from cococxr.volumes.intensity import parse_window
@@ -23,16 +21,19 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint
 from .dicom_seg_read import place_frames, read_seg
 from .series_slices import case_id_for, convert_series, match_series
-from .volume_records import Category, assemble_volumes, load_options
+from .volume_records import Category, assemble_volumes
 
 
 @dataclass
 class DicomSegOptions:
-    """Options of ``cococxr convert dicom-seg``."""
+    """Options of :func:`convert_dicom_seg` and ``cococxr convert dicom-seg``."""
 
-    out: str | None = option(None, "COCO JSON file to write (atomically)", required=True)
-    out_images: str | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png", required=True)
-    seg: list[str] | None = option(None, "SEG file(s) outside the folder (default: those found in it)")
+    folder: PathArg = option(None, "folder searched recursively for the image series and SEG files",
+                             positional=True, required=True)
+    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True)
+    out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
+                                      required=True)
+    seg: list[PathArg] | None = option(None, "SEG file(s) outside the folder (default: those found in it)")
     window: str | None = option(None, "8-bit PNGs through a CT window: lung, mediastinum, abdomen, bone, brain or "
                                 "W,L (default: 16-bit PNGs of the stored values, rescale recorded)")
     fraction_threshold: float = option(0.5, "FRACTIONAL segments: a pixel is inside at this fraction or more")
@@ -42,7 +43,7 @@ class DicomSegOptions:
     ignore_frame_of_reference: bool = option(False, "accept a series referenced by UID whose frame of reference "
                                              "differs from the SEG's")
     supercategory: str = option("anatomy", "supercategory of the segment categories")
-    workers: int = option(1, "parallel worker processes (output is identical for any value)")
+    workers: int = option(1, "parallel worker processes (output is identical for any value; default: 1)")
     indent: int | None = option(None, "indent the JSON (default: compact)")
 
 
@@ -74,12 +75,13 @@ def _categories(segs, supercategory: str) -> list[Category]:
     return sorted(by_name.values(), key=lambda c: c.value)
 
 
-def convert_dicom_seg(folder: str | os.PathLike, options=None, **overrides):
+def convert_dicom_seg(folder: PathArg, **options):
     """Convert image series and their DICOM-SEGs into slice PNGs and one COCO dataset.
 
     Args:
         folder: searched recursively for image series and SEG files.
-        options: a :class:`DicomSegOptions`, a dict or a YAML/JSON file; ``overrides`` win.
+        **options: the other fields of :class:`DicomSegOptions` (``out`` and ``out_images`` are
+            required).
 
     Returns:
         ``(CocoDataset, ConversionReport)``.
@@ -89,7 +91,7 @@ def convert_dicom_seg(folder: str | os.PathLike, options=None, **overrides):
             on no slice of the series (missing frames), two SEGs on one series. Nothing is
             written then.
     """
-    opts = load_options(DicomSegOptions, options, **overrides)
+    opts = load_options(DicomSegOptions, folder=folder, **options)
     window = parse_window(opts.window)
     if not 0.0 < opts.fraction_threshold <= 1.0:
         raise ConversionError(f"fraction_threshold {opts.fraction_threshold}: expected a value in (0, 1]")
@@ -134,18 +136,6 @@ def convert_dicom_seg(folder: str | os.PathLike, options=None, **overrides):
     report.output = str(opts.out)
     return dataset, report
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert dicom-seg``."""
-    parser.add_argument("folder", help="folder searched recursively for the image series and SEG files")
-    add_config_arguments(parser, DicomSegOptions)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert dicom-seg``."""
-    _, report = convert_dicom_seg(args.folder, config_from_args(DicomSegOptions, args))
-    print(report.format())
-    return 0
 
 
 __all__ = ["DicomSegOptions", "convert_dicom_seg"]

@@ -10,13 +10,12 @@ are left out, overlapping segments are kept.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import logging
-import os
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -27,23 +26,23 @@ from pydicom.uid import generate_uid
 from cococxr._version import __version__
 from cococxr.atomic import atomic_open
 from cococxr.coco import CocoDataset
-from cococxr.config import add_config_arguments, config_from_args, option
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConversionError, ImageReadError
 from cococxr.volumes.dicom_series import DicomSeries, scan_folder
 from cococxr.volumes.stack import CaseVolume, case_volumes, category_values, class_volume
 from cococxr.volumes.staging import StagedFolder
 
 from .common import ConversionReport
-from .volume_records import load_options
 
 _ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
 
 
 @dataclass
 class ExportDicomSegOptions:
-    """Options of ``cococxr export dicom-seg``."""
+    """Options of :func:`export_dicom_seg` and ``cococxr export dicom-seg``."""
 
-    out: str | None = option(None, "folder for the SEG files (<case_id>.dcm)", required=True)
+    coco: Any = option(None, "COCO JSON made from a DICOM series (convert rtstruct / dicom-seg)", positional=True, required=True)
+    out: PathArg | None = option(None, "folder for the SEG files (<case_id>.dcm)", required=True)
     series: str | None = option(None, "folder holding the DICOM series the COCO was made from", required=True)
     cases: list[str] | None = option(None, "only these case ids (default: all)")
     algorithm_type: str = option("MANUAL", "SegmentAlgorithmType of categories that do not record one",
@@ -143,14 +142,14 @@ def _segmentation(images: list, frames: np.ndarray, descriptions: list, series_u
         specific_character_set=images[0].get("SpecificCharacterSet") or "ISO_IR 100")
 
 
-def export_dicom_seg(coco: str | os.PathLike | CocoDataset, options=None, **overrides) -> ConversionReport:
+def export_dicom_seg(coco: PathArg | CocoDataset, **options) -> ConversionReport:
     """Write one DICOM-SEG per case of ``coco``.
 
     Raises:
         ConversionError: images not from a DICOM series, a series missing from
             ``series`` or with other images; nothing is written then.
     """
-    opts = load_options(ExportDicomSegOptions, options, **overrides)
+    opts = load_options(ExportDicomSegOptions, coco=coco, **options)
     dataset = coco if isinstance(coco, CocoDataset) else CocoDataset(coco)
     values = category_values(dataset)
     cat_ids = sorted(values, key=lambda c: values[c])
@@ -174,17 +173,6 @@ def export_dicom_seg(coco: str | os.PathLike | CocoDataset, options=None, **over
         staged.commit()
     return report
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr export dicom-seg``."""
-    parser.add_argument("coco", help="COCO JSON made from a DICOM series (convert rtstruct / dicom-seg)")
-    add_config_arguments(parser, ExportDicomSegOptions)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr export dicom-seg``."""
-    print(export_dicom_seg(args.coco, config_from_args(ExportDicomSegOptions, args)).format())
-    return 0
 
 
 __all__ = ["ExportDicomSegOptions", "export_dicom_seg", "segment_descriptions"]

@@ -10,19 +10,18 @@ voxel-identical with the same affine.
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
-import os
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
 from cococxr.atomic import atomic_write_bytes
 from cococxr.coco import CocoDataset
-from cococxr.config import add_config_arguments, config_from_args, option
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConversionError
 from cococxr.paths import check_relative_name
 from cococxr.volumes.labelmaps import read_label_map
@@ -30,14 +29,14 @@ from cococxr.volumes.stack import OVERLAP_POLICIES, case_volumes, category_value
 from cococxr.volumes.staging import StagedFolder
 
 from .common import ConversionReport
-from .volume_records import load_options
 
 
 @dataclass
 class ExportNiftiOptions:
-    """Options of ``cococxr export nifti``."""
+    """Options of :func:`export_nifti` and ``cococxr export nifti``."""
 
-    out: str | None = option(None, "folder for the label volumes (<case_id>.nii.gz)", required=True)
+    coco: Any = option(None, "COCO JSON made by convert nifti / rtstruct / dicom-seg", positional=True, required=True)
+    out: PathArg | None = option(None, "folder for the label volumes (<case_id>.nii.gz)", required=True)
     label_map: str | None = option(None, "value -> name table for categories without label_value")
     cases: list[str] | None = option(None, "only these case ids (default: all)")
     overlap: str = option("error", "two structures on one voxel: error, or let the later annotation win (last)",
@@ -79,7 +78,7 @@ def _file_name(case_id: str, record: dict, keep_names: bool) -> str:
     return name if name.lower().endswith((".nii", ".nii.gz")) else f"{name}.nii.gz"
 
 
-def export_nifti(coco: str | os.PathLike | CocoDataset, options=None, **overrides) -> ConversionReport:
+def export_nifti(coco: PathArg | CocoDataset, **options) -> ConversionReport:
     """Write one NIfTI label volume per case of ``coco``.
 
     Returns:
@@ -89,7 +88,7 @@ def export_nifti(coco: str | os.PathLike | CocoDataset, options=None, **override
         ConversionError: images that are not slices of a volume, incomplete cases,
             overlapping structures (``overlap="error"``); nothing is written then.
     """
-    opts = load_options(ExportNiftiOptions, options, **overrides)
+    opts = load_options(ExportNiftiOptions, coco=coco, **options)
     dataset = coco if isinstance(coco, CocoDataset) else CocoDataset(coco)
     label_map = read_label_map(opts.label_map) if opts.label_map else None
     values = category_values(dataset, label_map)
@@ -113,17 +112,6 @@ def export_nifti(coco: str | os.PathLike | CocoDataset, options=None, **override
         staged.commit()
     return report
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr export nifti``."""
-    parser.add_argument("coco", help="COCO JSON made by convert nifti / rtstruct / dicom-seg")
-    add_config_arguments(parser, ExportNiftiOptions)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr export nifti``."""
-    print(export_nifti(args.coco, config_from_args(ExportNiftiOptions, args)).format())
-    return 0
 
 
 __all__ = ["ExportNiftiOptions", "export_nifti", "nifti_bytes"]

@@ -12,15 +12,13 @@ nothing until every case converted, and the JSON is written atomically last.
 """
 from __future__ import annotations
 
-import argparse
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cococxr.config import add_config_arguments, config_from_args, option
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.volumes.intensity import Rescale, apply_window, parse_window, window_record
 from cococxr.volumes.labelmaps import read_label_map
@@ -31,30 +29,35 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint, parallel_map
 from .nifti_cases import NiftiCase, find_cases
 from .volume_records import (CaseResult, Category, SliceResult, assemble_volumes, label_slice_annotations,
-                             load_options, slice_file_name, write_slice_png)
+                             slice_file_name, write_slice_png)
 
 MAX_LISTED = 10
 
 
 @dataclass
 class NiftiOptions:
-    """Options of ``cococxr convert nifti`` (flags, config-file keys and keyword arguments)."""
+    """Options of :func:`convert_nifti` and ``cococxr convert nifti``."""
 
-    out: str | None = option(None, "COCO JSON file to write (atomically)", required=True)
-    out_images: str | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png", required=True)
-    label_map: str | None = option(None, "label value -> name: JSON {\"1\": \"spleen\"} or {\"spleen\": 1}, a "
+    source: PathArg = option(None, "image .nii(.gz), folder of images, or nnU-Net / MSD dataset folder "
+                                   "(imagesTr/, labelsTr/, dataset.json)", positional=True, required=True)
+    labels: PathArg | None = option(None, "label .nii(.gz) or folder of label volumes (for a file or a plain "
+                                          "image folder)", positional=True)
+    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True)
+    out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
+                                      required=True)
+    label_map: PathArg | None = option(None, "label value -> name: JSON {\"1\": \"spleen\"} or {\"spleen\": 1}, a "
                                    "dataset.json, CSV/TSV or 'value name' lines (default: the dataset.json's "
                                    "labels, else label_<value>)")
-    axis: str = option("axial", "slice axis of the canonical orientation", choices=AXES)
+    axis: str = option("axial", "slice axis of the canonical orientation (default: axial)", choices=AXES)
     window: str | None = option(None, "8-bit PNGs through a CT window: lung, mediastinum, abdomen, bone, brain or "
                                 "W,L (default: 16-bit PNGs, raw values recorded as rescale_slope/intercept)")
-    channel: int = option(0, "channel of 4-D images (nnU-Net _0000 suffix / MSD 4th dimension)")
+    channel: int = option(0, "channel of 4-D images (nnU-Net _0000 suffix / MSD 4th dimension; default: 0)")
     keep_empty_slices: bool = option(True, "keep slices without labels as images without annotations")
     allow_missing_labels: bool = option(False, "convert images that have no label volume, without annotations")
     affine_tolerance: float = option(AFFINE_TOLERANCE, "largest difference (mm) allowed between the image and "
-                                     "label affines")
-    supercategory: str = option("anatomy", "supercategory of the label categories")
-    workers: int = option(1, "parallel worker processes, one case each (output is identical for any value)")
+                                     f"label affines (default: {AFFINE_TOLERANCE:g})")
+    supercategory: str = option("anatomy", "supercategory of the label categories (default: anatomy)")
+    workers: int = option(1, "parallel worker processes, one case each (output is identical for any value; default: 1)")
     indent: int | None = option(None, "indent the JSON (default: compact)")
 
 
@@ -149,13 +152,14 @@ def _categories(label_map: dict[int, str] | None, results: list[CaseResult], sup
     return [Category(v, f"label_{v}", supercategory) for v in values]
 
 
-def convert_nifti(source: str | os.PathLike, labels: str | os.PathLike | None = None, options=None, **overrides):
+def convert_nifti(source: PathArg, labels: PathArg | None = None, **options):
     """Convert NIfTI volumes into slice PNGs and one COCO dataset.
 
     Args:
         source: an image file, a folder of images, or an nnU-Net / MSD dataset folder.
         labels: the label file or folder (for a file or a plain image folder).
-        options: a :class:`NiftiOptions`, a dict or a YAML/JSON file; ``overrides`` win.
+        **options: the other fields of :class:`NiftiOptions` (``out`` and ``out_images`` are
+            required).
 
     Returns:
         ``(CocoDataset, ConversionReport)``.
@@ -165,7 +169,7 @@ def convert_nifti(source: str | os.PathLike, labels: str | os.PathLike | None = 
             map lacks; ImageReadError: unreadable or truncated files. Nothing is written then.
         ConfigError: bad options.
     """
-    opts = load_options(NiftiOptions, options, **overrides)
+    opts = load_options(NiftiOptions, source=source, labels=labels, **options)
     window = parse_window(opts.window)
     found = find_cases(source, labels, channel=opts.channel, allow_missing_labels=opts.allow_missing_labels)
     label_map = read_label_map(opts.label_map) if opts.label_map else found.label_map
@@ -190,21 +194,6 @@ def convert_nifti(source: str | os.PathLike, labels: str | os.PathLike | None = 
     report.output = str(opts.out)
     return dataset, report
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert nifti``."""
-    parser.add_argument("source", help="image .nii(.gz), folder of images, or nnU-Net / MSD dataset folder "
-                                       "(imagesTr/, labelsTr/, dataset.json)")
-    parser.add_argument("labels", nargs="?", help="label .nii(.gz) or folder of label volumes (for a file or a "
-                                                  "plain image folder)")
-    add_config_arguments(parser, NiftiOptions)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert nifti``."""
-    _, report = convert_nifti(args.source, args.labels, config_from_args(NiftiOptions, args))
-    print(report.format())
-    return 0
 
 
 __all__ = ["NiftiOptions", "convert_case", "convert_nifti"]

@@ -10,12 +10,10 @@ reference and its contours are placed by patient coordinates (see
 """
 from __future__ import annotations
 
-import argparse
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cococxr.config import add_config_arguments, config_from_args, option
+from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConversionError
 from cococxr.volumes.dicom_series import scan_folder
 from cococxr.volumes.intensity import parse_window
@@ -24,16 +22,19 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint
 from .rtstruct_read import MAX_LISTED, place_contours, read_rtstruct
 from .series_slices import case_id_for, convert_series, match_series
-from .volume_records import Category, assemble_volumes, load_options
+from .volume_records import Category, assemble_volumes
 
 
 @dataclass
 class RtstructOptions:
-    """Options of ``cococxr convert rtstruct``."""
+    """Options of :func:`convert_rtstruct` and ``cococxr convert rtstruct``."""
 
-    out: str | None = option(None, "COCO JSON file to write (atomically)", required=True)
-    out_images: str | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png", required=True)
-    rtstruct: list[str] | None = option(None, "RTSTRUCT file(s) outside the folder (default: those found in it)")
+    folder: PathArg = option(None, "folder searched recursively for the image series and RTSTRUCT files",
+                             positional=True, required=True)
+    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True)
+    out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
+                                      required=True)
+    rtstruct: list[PathArg] | None = option(None, "RTSTRUCT file(s) outside the folder (default: those found in it)")
     window: str | None = option(None, "8-bit PNGs through a CT window: lung, mediastinum, abdomen, bone, brain or "
                                 "W,L (default: 16-bit PNGs of the stored values, rescale recorded)")
     keep_empty_slices: bool = option(True, "keep slices without contours as images without annotations")
@@ -43,7 +44,7 @@ class RtstructOptions:
     ignore_frame_of_reference: bool = option(False, "accept a series referenced by UID whose frame of reference "
                                              "differs from the RTSTRUCT's")
     supercategory: str = option("anatomy", "supercategory of the ROI categories")
-    workers: int = option(1, "parallel worker processes (output is identical for any value)")
+    workers: int = option(1, "parallel worker processes (output is identical for any value; default: 1)")
     indent: int | None = option(None, "indent the JSON (default: compact)")
 
 
@@ -60,12 +61,13 @@ def _roi_names(rt, notes: list[str]) -> dict[int, str]:
     return names
 
 
-def convert_rtstruct(folder: str | os.PathLike, options=None, **overrides):
+def convert_rtstruct(folder: PathArg, **options):
     """Convert image series and their RTSTRUCTs into slice PNGs and one COCO dataset.
 
     Args:
         folder: searched recursively for image series and RTSTRUCT files.
-        options: an :class:`RtstructOptions`, a dict or a YAML/JSON file; ``overrides`` win.
+        **options: the other fields of :class:`RtstructOptions` (``out`` and ``out_images`` are
+            required).
 
     Returns:
         ``(CocoDataset, ConversionReport)``.
@@ -75,7 +77,7 @@ def convert_rtstruct(folder: str | os.PathLike, options=None, **overrides):
             series, two RTSTRUCTs on one series, contours that cannot be placed with
             ``strict``. Nothing is written then.
     """
-    opts = load_options(RtstructOptions, options, **overrides)
+    opts = load_options(RtstructOptions, folder=folder, **options)
     window = parse_window(opts.window)
     found = scan_folder(folder)
     paths = list(dict.fromkeys([*found.rtstructs, *(str(Path(p)) for p in opts.rtstruct or [])]))
@@ -132,18 +134,6 @@ def convert_rtstruct(folder: str | os.PathLike, options=None, **overrides):
     report.output = str(opts.out)
     return dataset, report
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``cococxr convert rtstruct``."""
-    parser.add_argument("folder", help="folder searched recursively for the image series and RTSTRUCT files")
-    add_config_arguments(parser, RtstructOptions)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cococxr convert rtstruct``."""
-    _, report = convert_rtstruct(args.folder, config_from_args(RtstructOptions, args))
-    print(report.format())
-    return 0
 
 
 __all__ = ["RtstructOptions", "convert_rtstruct"]

@@ -19,7 +19,6 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from cococxr.coco import CocoBuilder, CocoDataset
-from cococxr.config import load_config
 from cococxr.errors import ConversionError
 from cococxr.rle import coco_rle_encode
 
@@ -58,17 +57,6 @@ class Category:
     supercategory: str = "anatomy"
     extra: tuple[tuple[str, object], ...] = ()
 
-
-def load_options(schema, options=None, **overrides):
-    """:func:`cococxr.config.load_config` with path values (``os.PathLike``) given as text."""
-    def text(value):
-        if isinstance(value, os.PathLike):
-            return os.fspath(value)
-        if isinstance(value, (list, tuple)):
-            return [text(v) for v in value]
-        return value
-
-    return load_config(schema, options, **{key: text(value) for key, value in overrides.items()})
 
 
 def safe_case_id(text: str) -> str:
@@ -166,7 +154,7 @@ def assemble_volumes(cases: list[CaseResult], categories: list[Category], report
     return dataset
 
 
-__all__ = ["CaseResult", "Category", "SliceResult", "assemble_volumes", "label_slice_annotations", "load_options",
+__all__ = ["CaseResult", "Category", "SliceResult", "assemble_volumes", "label_slice_annotations",
            "mask_geometry",
            "safe_case_id",
            "slice_file_name", "write_slice_png"]
