@@ -12,7 +12,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from tqdm.auto import tqdm
 
 from cococxr.coco import CocoBuilder, CocoDataset
-from cococxr.config import option
+from cococxr.config import flag_name, option
+from cococxr.outputs import check_outputs
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -134,6 +135,14 @@ def finish(builder: CocoBuilder, image_root: str | os.PathLike, out: str | os.Pa
     return dataset, report
 
 
+def check_config_outputs(config, inputs: Iterable[tuple]) -> None:
+    """Refuse a resolved config's ``out`` / ``out_images`` that is, is inside or contains an input.
+
+    For the commands whose outputs may come from a ``--config`` file (the CLI checks flags).
+    """
+    check_outputs([(flag_name(k), getattr(config, k, None)) for k in ("out", "out_images")], inputs)
+
+
 def print_report(result) -> None:
     """Print the :class:`ConversionReport` a converter returned (alone, or last of a tuple)."""
     report = result[-1] if isinstance(result, tuple) else result
@@ -151,7 +160,8 @@ def comma_list(value: str | Sequence[str]) -> list[str] | None:
 def out_option(help: str = "COCO JSON file to write (atomically)", *, cli_required: bool = True,
                metavar: str | None = None):
     """``--out/-o``: the file (or folder) written; the Python API writes nothing without it."""
-    return option(None, help, flags=("--out", "-o"), cli_required=cli_required, metavar=metavar)
+    return option(None, help, flags=("--out", "-o"), cli_required=cli_required, metavar=metavar,
+                  role="output")
 
 
 def workers_option():

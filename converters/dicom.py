@@ -145,7 +145,8 @@ class DicomOptions:
     """
 
     folder: PathArg = option(None, "folder searched recursively for DICOM files", positional=True, required=True)
-    out_images: PathArg = option(None, "folder to write the PNGs to (same relative paths)", required=True)
+    out_images: PathArg = option(None, "folder to write the PNGs to (same relative paths)", required=True,
+                                  role="output")
     bits: int = option(8, "PNG bit depth: 8 for viewing, 16 to keep the dynamic range (default: 8)", choices=(8, 16))
     tags: tuple = option(DEFAULT_TAGS, "DICOM keywords stored under the image's 'dicom' key "
                                        f"(default: {','.join(DEFAULT_TAGS)})", parse=check_tags)

@@ -20,7 +20,7 @@ from cococxr.volumes.dicom_series import scan_folder
 from cococxr.volumes.intensity import parse_window
 from cococxr.volumes.staging import StagedFolder
 
-from .common import ConversionReport, image_root_hint
+from .common import check_config_outputs, ConversionReport, image_root_hint
 from .dicom_seg_read import place_frames, read_seg
 from .series_slices import case_id_for, convert_series, match_series
 from .volume_records import Category, assemble_volumes, load_options
@@ -143,7 +143,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr convert dicom-seg``."""
-    _, report = convert_dicom_seg(args.folder, config_from_args(DicomSegOptions, args))
+    config = config_from_args(DicomSegOptions, args)
+    check_config_outputs(config, [("folder", args.folder), ("--config", args.config),
+                                  *(("--seg", p) for p in config.seg or [])])
+    _, report = convert_dicom_seg(args.folder, config)
     print(report.format())
     return 0
 

@@ -33,7 +33,7 @@ from cococxr.volumes.dicom_series import DicomSeries, scan_folder
 from cococxr.volumes.stack import CaseVolume, case_volumes, category_values, class_volume
 from cococxr.volumes.staging import StagedFolder
 
-from .common import ConversionReport
+from .common import check_config_outputs, ConversionReport
 from .volume_records import load_options
 
 _ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
@@ -183,7 +183,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr export dicom-seg``."""
-    print(export_dicom_seg(args.coco, config_from_args(ExportDicomSegOptions, args)).format())
+    config = config_from_args(ExportDicomSegOptions, args)
+    check_config_outputs(config, [("coco", args.coco), ("--config", args.config), ("--series", config.series)])
+    print(export_dicom_seg(args.coco, config).format())
     return 0
 
 

@@ -29,7 +29,7 @@ from cococxr.volumes.labelmaps import read_label_map
 from cococxr.volumes.stack import OVERLAP_POLICIES, case_volumes, category_values, label_volume
 from cococxr.volumes.staging import StagedFolder
 
-from .common import ConversionReport
+from .common import check_config_outputs, ConversionReport
 from .volume_records import load_options
 
 
@@ -122,7 +122,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr export nifti``."""
-    print(export_nifti(args.coco, config_from_args(ExportNiftiOptions, args)).format())
+    config = config_from_args(ExportNiftiOptions, args)
+    check_config_outputs(config, [("coco", args.coco), ("--config", args.config)])
+    print(export_nifti(args.coco, config).format())
     return 0
 
 

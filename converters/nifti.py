@@ -28,7 +28,7 @@ from cococxr.volumes.layout import AXES, SliceLayout
 from cococxr.volumes.nifti_io import AFFINE_TOLERANCE, check_same_grid, integer_labels, load_nifti
 from cococxr.volumes.staging import StagedFolder
 
-from .common import ConversionReport, image_root_hint, parallel_map
+from .common import check_config_outputs, ConversionReport, image_root_hint, parallel_map
 from .nifti_cases import NiftiCase, find_cases
 from .volume_records import (CaseResult, Category, SliceResult, assemble_volumes, label_slice_annotations,
                              load_options, slice_file_name, write_slice_png)
@@ -202,7 +202,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr convert nifti``."""
-    _, report = convert_nifti(args.source, args.labels, config_from_args(NiftiOptions, args))
+    config = config_from_args(NiftiOptions, args)
+    check_config_outputs(config, [("source", args.source), ("labels", args.labels), ("--config", args.config)])
+    _, report = convert_nifti(args.source, args.labels, config)
     print(report.format())
     return 0
 

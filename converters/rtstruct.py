@@ -21,7 +21,7 @@ from cococxr.volumes.dicom_series import scan_folder
 from cococxr.volumes.intensity import parse_window
 from cococxr.volumes.staging import StagedFolder
 
-from .common import ConversionReport, image_root_hint
+from .common import check_config_outputs, ConversionReport, image_root_hint
 from .rtstruct_read import MAX_LISTED, place_contours, read_rtstruct
 from .series_slices import case_id_for, convert_series, match_series
 from .volume_records import Category, assemble_volumes, load_options
@@ -141,7 +141,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cococxr convert rtstruct``."""
-    _, report = convert_rtstruct(args.folder, config_from_args(RtstructOptions, args))
+    config = config_from_args(RtstructOptions, args)
+    check_config_outputs(config, [("folder", args.folder), ("--config", args.config),
+                                  *(("--rtstruct", p) for p in config.rtstruct or [])])
+    _, report = convert_rtstruct(args.folder, config)
     print(report.format())
     return 0
 

@@ -19,6 +19,7 @@ from cococxr.cli import core
 from cococxr.command import Command
 from cococxr.converters import commands as converter_commands
 from cococxr.errors import CococxrError
+from cococxr.outputs import check_outputs
 from cococxr.pipelines import commands as pipeline_commands
 
 COMMANDS: list[Command] = [*core.COMMANDS, *converter_commands.COMMANDS, *pipeline_commands.COMMANDS]
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[first] = group.add_subparsers(dest="subcommand", metavar="FORMAT", required=True)
             sub = groups[first].add_parser(rest[0], help=command.help, description=command.help)
         command.configure(sub)
-        sub.set_defaults(_handler=command.run)
+        labels = {a.dest: (a.option_strings[0] if a.option_strings else a.dest) for a in sub._actions}
+        sub.set_defaults(_handler=command.run, _command=command, _labels=labels)
     return parser
 
 
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_outputs(*args._command.path_arguments(args, args._labels))
         return int(handler(args) or 0)
     except CococxrError as exc:
         print(f"cococxr: error: {exc}", file=sys.stderr)

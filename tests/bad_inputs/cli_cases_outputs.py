@@ -1,0 +1,80 @@
+"""CLI cases of issue 17 part A: outputs over inputs (class 1), the file's own image root
+(class 2), links out of the root (class 3) and outputs the system refuses (class 6).
+
+Each case's inputs must come out byte-identical; ``absent`` lists what must not be written.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+from PIL import Image
+
+
+def png(value: int = 0, size: int = 8) -> bytes:
+    """An 8-bit grayscale PNG with a centred square of ``value`` (0: all black)."""
+    pixels = np.zeros((size, size), np.uint8)
+    pixels[2:6, 2:6] = value
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def coco(file_names=("a.png",), image_root: str | None = "images") -> str:
+    """A valid COCO file: one 8x8 image per name with one square lung annotation."""
+    images = [{"id": i, "file_name": n, "height": 8, "width": 8} for i, n in enumerate(file_names, 1)]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "area": 16.0, "bbox": [2, 2, 4, 4],
+             "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]]} for i in range(1, len(images) + 1)]
+    data = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "lung"}]}
+    if image_root is not None:
+        data["info"] = {"image_root": image_root}
+    return json.dumps(data)
+
+
+def dataset(corpus, case_id: str, image_root: str | None = "images") -> None:
+    """``images/a.png``, ``masks/a.png`` and ``coco.json`` in a fresh case folder."""
+    corpus.folder(case_id)
+    corpus.write(case_id, "images/a.png", png(90))
+    corpus.write(case_id, "masks/a.png", png(255))
+    corpus.write(case_id, "coco.json", coco(image_root=image_root))
+
+
+def build(corpus) -> None:
+    outputs_over_inputs(corpus)
+
+
+def outputs_over_inputs(corpus) -> None:
+    """Class 1: refused before any work, naming both paths."""
+    cases = [
+        ("out_export_masks_into_images", ["export", "masks", "coco.json", "--out", "images"],
+         ["--out images", "image root"]),
+        ("out_export_masks_link_to_images", ["export", "masks", "coco.json", "--out", "pictures"],
+         ["--out pictures", "image root", "resolved"]),
+        ("out_export_masks_contains_coco", ["export", "masks", "coco.json", "--out", "."], ["contains", "coco.json"]),
+        ("out_export_rle_csv_is_input", ["export", "rle-csv", "coco.json", "--out", "coco.json"],
+         ["--out coco.json", "is the input coco"]),
+        ("out_doctor_is_input", ["doctor", "coco.json", "--out", "coco.json"], ["--out coco.json", "is the input"]),
+        ("out_convert_masks_is_images", ["convert", "masks", "images", "masks", "--out", "images"],
+         ["--out images", "is the input images"]),
+        ("out_convert_masks_inside_masks", ["convert", "masks", "images", "masks", "--out", "masks/coco.json"],
+         ["masks/coco.json", "is inside the input masks"]),
+        ("out_convert_rle_csv_is_csv", ["convert", "rle-csv", "labels.csv", "--order", "row", "--height", "8",
+                                        "--width", "8", "--out", "labels.csv"], ["--out labels.csv", "is the input csv"]),
+        ("out_convert_metadata_is_csv", ["convert", "metadata", "labels.csv", "--images", "images", "--out",
+                                         "labels.csv"], ["labels.csv", "is the input csv"]),
+        ("out_convert_dicom_images_in_folder", ["convert", "dicom", "images", "--out-images", "images/png",
+                                                "--out", "x.json"], ["--out-images images/png", "is inside"]),
+        ("out_convert_nifti_images_over_source", ["convert", "nifti", "images", "--out", "x.json", "--out-images",
+                                                  "images"], ["--out-images images", "is the input source"]),
+        ("out_merge_link_to_input", ["merge", "coco.json", "--out", "link.json"], ["--out link.json", "resolved"]),
+        ("out_split_part_named_like_input", ["split", "coco.json", "--fractions", "coco=0.5,val=0.5", "--by",
+                                             "id", "--out-dir", "."], ["split 'coco'", "is the input coco"]),
+    ]
+    for case_id, argv, match in cases:
+        dataset(corpus, case_id)
+        corpus.write(case_id, "labels.csv", "ImageId,EncodedPixels\na,1 2\n")
+        corpus.link(case_id, "pictures", "images")
+        corpus.link(case_id, "link.json", "coco.json")
+        corpus.case(case_id, argv, match=match, absent=["x.json", "images/png", "val.json", "images/class_map.json"],
+                    note="issue 17 class 1")
