@@ -132,6 +132,9 @@ def finish(builder: CocoBuilder, image_root: str | os.PathLike, out: str | os.Pa
     if out is not None:
         dataset.write(out, indent=indent)
         report.output = str(out)
+        note = outside_root_note(image_root, out)
+        if note:
+            report.notes.append(note)
     return dataset, report
 
 
@@ -141,6 +144,15 @@ def check_config_outputs(config, inputs: Iterable[tuple]) -> None:
     For the commands whose outputs may come from a ``--config`` file (the CLI checks flags).
     """
     check_outputs([(flag_name(k), getattr(config, k, None)) for k in ("out", "out_images")], inputs)
+
+
+def outside_root_note(image_root: str | os.PathLike, out: str | os.PathLike) -> str | None:
+    """A note when the images lie outside the written file's folder: reading it needs --image-root."""
+    root, folder = Path(image_root).resolve(), Path(out).resolve().parent
+    if root == folder or folder in root.parents:
+        return None
+    return (f"the images ({root}) are outside the folder of {out}, so the file cannot name them itself: "
+            f"read it with --image-root {root}")
 
 
 def print_report(result) -> None:

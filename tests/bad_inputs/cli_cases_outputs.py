@@ -42,6 +42,7 @@ def dataset(corpus, case_id: str, image_root: str | None = "images") -> None:
 
 def build(corpus) -> None:
     outputs_over_inputs(corpus)
+    own_image_root(corpus)
 
 
 def outputs_over_inputs(corpus) -> None:
@@ -78,3 +79,27 @@ def outputs_over_inputs(corpus) -> None:
         corpus.link(case_id, "link.json", "coco.json")
         corpus.case(case_id, argv, match=match, absent=["x.json", "images/png", "val.json", "images/class_map.json"],
                     note="issue 17 class 1")
+
+
+def own_image_root(corpus) -> None:
+    """Class 2: ``info.image_root`` obeys the confinement of ``file_name``; no report prints contents."""
+    roots = {"absolute": ("/etc", ["coco.json", "info.image_root", "'/etc'", "--image-root"]),
+             "dotdot": ("../../../../../../etc", ["info.image_root", "'..'", "--image-root"]),
+             "link_out": ("etc", ["info.image_root 'etc' resolves to", "outside the folder"])}
+    for kind, (root, match) in roots.items():
+        for command in ("validate", "inspect", "doctor"):
+            case_id = f"root_{kind}_{command}"
+            corpus.folder(case_id)
+            corpus.write(case_id, "coco.json", json.dumps({
+                "info": {"image_root": root}, "categories": [{"id": 1, "name": "lung"}], "annotations": [],
+                "images": [{"id": 1, "file_name": "passwd", "height": 8, "width": 8}]}))
+            if kind == "link_out":
+                corpus.link(case_id, "etc", "/etc")
+            corpus.case(case_id, [command, "coco.json"],
+                        match=match if command != "doctor" else ["unsafe_image_root", *match[-2:]],
+                        note="issue 17 class 2")
+    corpus.folder("root_doctor_text_as_image")
+    corpus.write("root_doctor_text_as_image", "images/a.png", "user:SECRET-TOKEN-42\n" * 4)
+    corpus.write("root_doctor_text_as_image", "coco.json", coco())
+    corpus.case("root_doctor_text_as_image", ["doctor", "coco.json"], match=["unreadable", "a.png", "bytes"],
+                note="issue 17 class 2: the report names the file and its size, never its contents")
