@@ -363,7 +363,7 @@ def _check_file(path: str | Path, image_root: str | Path | None = None, *, check
         if isinstance(exc, UnsafePathError):  # the file's own info.image_root leaves its folder
             issues.append(ValidationIssue("error", "unsafe_image_root", str(exc), "$.info.image_root"))
         return _Checked(summary, _validation_findings(data, issues, name))
-    findings = _validation_findings(ds.dataset, ds.validate(), name)
+    findings = _validation_findings(ds.dataset, ds.validate() + ds.link_issues(), name)
     summary.update(images=len(ds.imgs), annotations=len(ds.anns), categories=len(ds.cats),
                    image_root=str(ds.image_root) if ds.image_root is not None else None)
     findings += _annotation_findings(ds, name)

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from cococxr.coco import CocoBuilder, CocoDataset
 from cococxr.config import flag_name, option
 from cococxr.outputs import check_outputs
+from cococxr.paths import check_inside
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,12 +96,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
 
 def list_images(folder: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFIXES,
                 recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` sorted by relative path (deterministic ids)."""
+    """Image files in ``folder`` sorted by relative path (deterministic ids).
+
+    Raises:
+        UnsafePathError: a file is a link that leaves ``folder`` (:func:`cococxr.paths.check_inside`).
+    """
     folder = Path(folder)
     suffixes = tuple(s.lower() for s in suffixes)
     pattern = "**/*" if recursive else "*"
-    return sorted((p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes),
-                  key=lambda p: p.relative_to(folder).as_posix())
+    found = sorted((p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes),
+                   key=lambda p: p.relative_to(folder).as_posix())
+    for path in found:
+        check_inside(folder, path, "input folder")
+    return found
 
 
 def info_image_root(images_dir: str | os.PathLike, out_json: str | os.PathLike | None) -> str:

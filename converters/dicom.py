@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from cococxr.coco import CocoBuilder
 from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError, ImageReadError
+from cococxr.paths import check_inside
 
 from .common import ConversionReport, finish, indent_option, info_image_root, out_option, parallel_map, workers_option
 
@@ -58,6 +59,8 @@ def find_dicoms(folder: str | os.PathLike) -> tuple[list[str], int]:
     if not folder.is_dir():
         raise ConversionError(f"{folder}: not a folder")
     files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+    for path in files:
+        check_inside(folder, path, "DICOM folder")
     found = [p.relative_to(folder).as_posix() for p in files if is_dicom(p)]
     return found, len(files) - len(found)
 

@@ -29,7 +29,7 @@ def configure_validate(parser: argparse.ArgumentParser) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     dataset = CocoDataset(args.coco, image_root=args.image_root, validate=False)
-    issues = dataset.validate(check_masks=not args.no_mask_check)
+    issues = dataset.validate(check_masks=not args.no_mask_check) + dataset.link_issues()
     for issue in issues:
         print(f"{issue.severity.upper():7} {issue.code:24} {issue.path}: {issue.message}")
     errors = sum(i.severity == "error" for i in issues)

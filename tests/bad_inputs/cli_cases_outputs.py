@@ -43,6 +43,7 @@ def dataset(corpus, case_id: str, image_root: str | None = "images") -> None:
 def build(corpus) -> None:
     outputs_over_inputs(corpus)
     own_image_root(corpus)
+    links_out(corpus)
 
 
 def outputs_over_inputs(corpus) -> None:
@@ -103,3 +104,27 @@ def own_image_root(corpus) -> None:
     corpus.write("root_doctor_text_as_image", "coco.json", coco())
     corpus.case("root_doctor_text_as_image", ["doctor", "coco.json"], match=["unreadable", "a.png", "bytes"],
                 note="issue 17 class 2: the report names the file and its size, never its contents")
+
+
+def links_out(corpus) -> None:
+    """Class 3: a link leaving the image root is refused (readers) or reported (doctor), never followed."""
+    cases = [
+        ("link_validate", ["validate", "coco.json"], ["unsafe_link", "b.png", "outside the root"]),
+        ("link_doctor", ["doctor", "coco.json"], ["unsafe_link", "b.png", "--image-root"]),
+        ("link_inspect", ["inspect", "coco.json"], ["b.png", "outside the image root"]),
+        ("link_convert_masks", ["convert", "masks", "images", "masks", "--out", "x.json"],
+         ["images/b.png is a link to", "outside the root"]),
+        ("link_convert_folders", ["convert", "folders", "tree", "--out", "x.json"], ["b.png is a link", "outside"]),
+        ("link_convert_dicom", ["convert", "dicom", "images", "--out-images", "png", "--out", "x.json"],
+         ["b.png is a link", "outside the root"]),
+    ]
+    for case_id, argv, match in cases:
+        corpus.folder(case_id)
+        corpus.write(case_id, "images/a.png", png(90))
+        corpus.write(case_id, "masks/a.png", png(255))
+        corpus.link(case_id, "images/b.png", "/etc/passwd")
+        corpus.write(case_id, "masks/b.png", png(255))
+        corpus.write(case_id, "tree/lung/a.png", png(90))
+        corpus.link(case_id, "tree/lung/b.png", "/etc/passwd")
+        corpus.write(case_id, "coco.json", coco(("a.png", "b.png")))
+        corpus.case(case_id, argv, match=match, absent=["x.json", "png", "out"], note="issue 17 class 3")
