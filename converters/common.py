@@ -15,6 +15,7 @@ from cococxr.coco import CocoBuilder, CocoDataset
 from cococxr.config import flag_name, option
 from cococxr.outputs import check_outputs
 from cococxr.paths import check_inside
+from cococxr.workers import die_with_parent
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,9 +41,17 @@ def parallel_map(func: Callable[[T], R], items: Sequence[T], workers: int = 1,
     disable = len(items) < 50 or not _progress_enabled()
     if workers <= 1 or len(items) < 2:
         return [func(item) for item in tqdm(items, desc=desc, disable=disable, unit="img")]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(func, items, chunksize=chunksize), total=len(items), desc=desc,
-                         disable=disable, unit="img"))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
+        results = list(tqdm(pool.map(func, items, chunksize=chunksize), total=len(items), desc=desc,
+                            disable=disable, unit="img"))
+    except BaseException:  # an error, Ctrl-C or SIGTERM: stop the workers now, not after the queue
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()  # SIGTERM: each removes its temporary files and leaves
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def _progress_enabled() -> bool:

@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import sys
 
 from cococxr._version import __version__
@@ -20,6 +21,7 @@ from cococxr.command import Command
 from cococxr.converters import commands as converter_commands
 from cococxr.errors import CococxrError
 from cococxr.outputs import check_outputs
+from cococxr.workers import Terminated, terminate_like_interrupt
 from cococxr.pipelines import commands as pipeline_commands
 
 COMMANDS: list[Command] = [*core.COMMANDS, *converter_commands.COMMANDS, *pipeline_commands.COMMANDS]
@@ -59,15 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    previous = terminate_like_interrupt()  # SIGTERM unwinds like Ctrl-C: temporary files are removed
     try:
         check_outputs(*args._command.path_arguments(args, args._labels))
         return int(handler(args) or 0)
     except CococxrError as exc:
         print(f"cococxr: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        print("cococxr: interrupted", file=sys.stderr)
+    except Terminated:
+        print("cococxr: terminated (SIGTERM); no partial output was left", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("cococxr: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def reference_markdown() -> str:
