@@ -25,6 +25,10 @@ def _raise_terminated(signum, frame):
     raise Terminated(f"signal {signum}")
 
 
+def _exit_on_term(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds (temporary files removed); multiprocessing exits quietly
+
+
 def terminate_like_interrupt():
     """Make SIGTERM raise :class:`Terminated`; returns the previous handler (None off the main thread)."""
     if threading.current_thread() is not threading.main_thread():
@@ -36,12 +40,13 @@ def die_with_parent(parent_pid: int) -> None:
     """Initializer of a worker process: leave when the parent does.
 
     The worker ignores Ctrl-C (the parent stops it), turns SIGTERM into :class:`Terminated`
-    so its temporary files are removed, asks Linux to send it SIGTERM when the parent dies
+    so its temporary files are removed (see below), asks Linux to send it SIGTERM when the parent dies
     (``prctl(PR_SET_PDEATHSIG)``), and, on any system, a watchdog thread ends it when its
     parent is gone and the signal did not (another parent id, checked twice a second).
+    SIGTERM raises ``SystemExit`` in a worker, which multiprocessing ends without a traceback.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    terminate_like_interrupt()
+    signal.signal(signal.SIGTERM, _exit_on_term)
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)

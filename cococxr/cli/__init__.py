@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     except CococxrError as exc:
         print(f"cococxr: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the environment: a folder where a file goes, no permission, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cococxr: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except Terminated:
         print("cococxr: terminated (SIGTERM); no partial output was left", file=sys.stderr)
         return 143

@@ -44,6 +44,7 @@ def build(corpus) -> None:
     outputs_over_inputs(corpus)
     own_image_root(corpus)
     links_out(corpus)
+    unwritable_outputs(corpus)
 
 
 def outputs_over_inputs(corpus) -> None:
@@ -128,3 +129,25 @@ def links_out(corpus) -> None:
         corpus.link(case_id, "tree/lung/b.png", "/etc/passwd")
         corpus.write(case_id, "coco.json", coco(("a.png", "b.png")))
         corpus.case(case_id, argv, match=match, absent=["x.json", "png", "out"], note="issue 17 class 3")
+
+
+def unwritable_outputs(corpus) -> None:
+    """Class 6 (environment): an output the system refuses is one line naming the path, exit 2."""
+    cases = [
+        ("env_out_is_folder_rle_csv", ["export", "rle-csv", "coco.json", "--order", "row", "--out", "adir"],
+         ["adir", "is a folder"]),
+        ("env_out_is_folder_merge", ["merge", "coco.json", "--out", "adir"], ["adir", "is a folder"]),
+        ("env_out_is_folder_convert", ["convert", "masks", "images", "masks", "--out", "adir"],
+         ["adir", "is a folder"]),
+        ("env_out_dir_is_file_export_masks", ["export", "masks", "coco.json", "--out", "afile"],
+         ["afile", "is a file; expected a folder"]),
+        ("env_out_parent_is_file_doctor", ["doctor", "coco.json", "--out", "afile/report.md"],
+         ["afile", "is a file; expected a folder"]),
+        ("env_out_dir_is_file_split", ["split", "coco.json", "--by", "id", "--fractions", "train=0.5,val=0.5",
+                                       "--out-dir", "afile"], ["afile", "is a file"]),
+    ]
+    for case_id, argv, match in cases:
+        dataset(corpus, case_id)
+        corpus.write(case_id, "adir/keep.txt", "kept\n")
+        corpus.write(case_id, "afile", "not a folder\n")
+        corpus.case(case_id, argv, match=match, note="issue 17 class 6 (environment)")
