@@ -11,10 +11,11 @@ implementation (TensorFlow, torch) is imported by ``run`` when the command runs,
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from cococxr.config import add_arguments, option_values
+from cococxr.config import add_arguments, option_values, path_roles
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Command:
         run: runs the command on the parsed arguments; returns the exit code.
         schema: the option schema of a command made by :meth:`from_schema` (else None).
         function: the function such a command calls (else None).
+        inputs: the argument names (``dest``) of the files and folders it reads.
+        outputs: the argument names of the files and folders it writes; the CLI refuses
+            an output that is, is inside or contains an input before running it.
     """
 
     path: tuple[str, ...]
@@ -37,11 +41,30 @@ class Command:
     run: Callable[[argparse.Namespace], int]
     schema: type | None = None
     function: Callable[..., Any] | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         """The command as typed, e.g. ``"convert masks"``."""
         return " ".join(self.path)
+
+    def path_arguments(self, args: argparse.Namespace, labels: dict[str, str]) -> tuple[list, list]:
+        """``(outputs, inputs)`` as ``(label, path)`` pairs from parsed arguments (lists flattened).
+
+        Args:
+            args: the parsed arguments.
+            labels: what to call each argument (``dest`` -> ``"--out"`` or ``"coco"``).
+        """
+        def named(dests):
+            pairs = []
+            for dest in dests:
+                value = getattr(args, dest, None)
+                for item in value if isinstance(value, (list, tuple)) else [value]:
+                    if isinstance(item, (str, os.PathLike)):
+                        pairs.append((labels.get(dest, dest), item))
+            return pairs
+        return named(self.outputs), named(self.inputs)
 
     @classmethod
     def from_schema(cls, path: tuple[str, ...], help: str, schema, function: Callable[..., Any],
@@ -55,7 +78,9 @@ class Command:
             show(function(**option_values(schema, args)))
             return 0
 
-        return cls(tuple(path), help, lambda parser: add_arguments(parser, schema), run, schema, function)
+        inputs, outputs = path_roles(schema)
+        return cls(tuple(path), help, lambda parser: add_arguments(parser, schema), run, schema, function,
+                   inputs, outputs)
 
 
 __all__ = ["Command"]

@@ -54,7 +54,7 @@ _FALSE_WORDS = ("false", "no", "off", "0")
 def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
            required: bool = False, metavar: str | None = None, positional: bool = False,
            flags: tuple[str, ...] = (), repeat: bool = False, cli_required: bool = False,
-           parse: Callable[[Any], Any] | None = None) -> Any:
+           parse: Callable[[Any], Any] | None = None, role: str | None = None) -> Any:
     """Declare a config field (a ``dataclasses.field`` with CLI metadata).
 
     Args:
@@ -72,10 +72,13 @@ def option(default: Any = None, help: str = "", *, choices: tuple | None = None,
         parse: turns a given value (command-line text, or any value the Python API
             accepts) into the field's value, raising :class:`ConfigError`; replaces the
             type check. Not applied to None nor to the default.
+        role: ``"input"`` or ``"output"`` for a path the command reads or writes (a
+            :data:`PathArg` field is an input unless marked ``"output"``); the CLI refuses
+            an output that is, is inside or contains an input (:mod:`cococxr.outputs`).
     """
     metadata = {"help": help, "choices": choices, "required": required, "metavar": metavar,
                 "positional": positional, "flags": tuple(flags), "repeat": repeat,
-                "cli_required": cli_required, "parse": parse}
+                "cli_required": cli_required, "parse": parse, "role": role}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -406,6 +409,15 @@ def option_values(schema, args: argparse.Namespace) -> dict:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(schema)}
 
 
+def path_roles(schema) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(inputs, outputs)``: the fields of ``schema`` naming paths it reads and writes (see ``role``)."""
+    inputs, outputs = [], []
+    for f, hint in _fields(schema):
+        role = f.metadata.get("role") or ("input" if _base_type(hint)[0] == PathArg else None)
+        (outputs if role == "output" else inputs if role == "input" else []).append(f.name)
+    return tuple(inputs), tuple(outputs)
+
+
 def config_to_dict(config) -> dict:
     """The config as a JSON-able dict (the same keys a config file uses)."""
     return dataclasses.asdict(config)
@@ -421,6 +433,7 @@ __all__ = [
     "PathArg",
     "option",
     "flag_name",
+    "path_roles",
     "add_config_arguments",
     "add_arguments",
     "read_config_file",

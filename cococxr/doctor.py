@@ -43,6 +43,8 @@ FIXES = {
     "bad_image_size": "store the image's real height and width (positive integers, from the file)",
     "bad_file_name": "give every image a non-empty relative file_name",
     "unsafe_file_name": "make file_name relative to the image root, without '..', a drive or a leading '/'",
+    "unsafe_image_root": "store info.image_root relative to the COCO file's folder and inside it, or pass --image-root",
+    "unsafe_link": "replace the link by the file, or pass --image-root naming the folder the link points into",
     "duplicate_file_name": "merge the two records into one image, or fix the file name of one",
     "bad_category_name": "give every category a non-empty name",
     "duplicate_category_name": "merge the categories (remap category_id) or rename one",
@@ -357,8 +359,11 @@ def _check_file(path: str | Path, image_root: str | Path | None = None, *, check
         if data is None or exc.issues:
             issues = exc.issues or [ValidationIssue("error", "unreadable_file", str(exc), "$")]
             return _Checked(summary, _validation_findings({}, issues, name))
-        return _Checked(summary, _validation_findings(data, validate_dataset(data), name))
-    findings = _validation_findings(ds.dataset, ds.validate(), name)
+        issues = validate_dataset(data)
+        if isinstance(exc, UnsafePathError):  # the file's own info.image_root leaves its folder
+            issues.append(ValidationIssue("error", "unsafe_image_root", str(exc), "$.info.image_root"))
+        return _Checked(summary, _validation_findings(data, issues, name))
+    findings = _validation_findings(ds.dataset, ds.validate() + ds.link_issues(), name)
     summary.update(images=len(ds.imgs), annotations=len(ds.anns), categories=len(ds.cats),
                    image_root=str(ds.image_root) if ds.image_root is not None else None)
     findings += _annotation_findings(ds, name)

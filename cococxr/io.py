@@ -150,7 +150,7 @@ def _load_raster(path: Path) -> tuple[bytes, str]:
     if fmt is None:
         raise ImageReadError(
             f"{path}: not a supported image: the content has no PNG, JPEG, TIFF, BMP or "
-            f"DICOM signature (first bytes {data[:16]!r})")
+            f"DICOM signature ({len(data)} bytes; its contents are never printed)")
     if fmt == "DICOM":
         raise ImageReadError(f"{path}: is a DICOM file; read it with read_dicom/read_image")
     _check_complete(path, data, fmt)

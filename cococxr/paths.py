@@ -47,3 +47,24 @@ def safe_join(root: str | os.PathLike, name: str, where: str = "file_name") -> P
     if candidate != root_resolved and root_resolved not in candidate.parents:
         raise UnsafePathError(f"{where}: {name!r} resolves to {candidate}, outside the image root {root_resolved}")
     return candidate
+
+
+def check_inside(root: str | os.PathLike, path: str | os.PathLike, where: str = "") -> Path:
+    """Refuse a file found under ``root`` that resolves outside it (a link leaving the root).
+
+    The one link policy of cococxr: readers (``image_path``, validate, doctor, the
+    Sequences) and the converters' folder walks all refuse such links.
+
+    Returns:
+        The resolved path.
+
+    Raises:
+        UnsafePathError: naming the link, where it points and the root.
+    """
+    root_resolved, resolved = Path(root).resolve(), Path(path).resolve()
+    if resolved != root_resolved and root_resolved not in resolved.parents:
+        prefix = f"{where}: " if where else ""
+        raise UnsafePathError(f"{prefix}{path} is a link to {resolved}, outside the root {root_resolved}; "
+                              f"links that leave the root are refused (copy the file in, or name the "
+                              f"folder it points into as the root)")
+    return resolved

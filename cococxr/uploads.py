@@ -45,14 +45,14 @@ def detect_upload_type(data: bytes, filename: str) -> str:
     """Return ``"PNG"``, ``"JPEG"`` or ``"DICOM"`` from the content.
 
     Raises:
-        ImageReadError: empty data, or any other content (names the file and its first bytes).
+        ImageReadError: empty data, or any other content (names the file and its size, never its contents).
     """
     if not data:
         raise ImageReadError(f"upload {filename!r}: the file is empty (0 bytes)")
     kind = _sniff(data[:132])
     if kind not in SUFFIXES:
         raise ImageReadError(f"upload {filename!r}: not a PNG, JPEG or DICOM file by its content "
-                             f"(first bytes {data[:12]!r}); the file name's suffix is not trusted")
+                             f"({len(data)} bytes); the file name's suffix is not trusted")
     return kind
 
 

@@ -114,7 +114,8 @@ class ClassFolderOptions:
 
     root: PathArg = option(None, "ROOT/<Class>/* or ROOT/<Split>/<Class>/* (e.g. Train/COVID/x.png)",
                            positional=True, required=True)
-    out_dir: PathArg | None = option(None, "write one COCO file per split: OUT_DIR/<split>.json")
+    out_dir: PathArg | None = option(None, "write one COCO file per split: OUT_DIR/<split>.json",
+                                     role="output")
     layout: str = option("auto", "'splits' (ROOT/<Split>/<Class>), 'classes' (ROOT/<Class>) or 'auto' "
                                  "(splits when no top folder holds images itself; default)", choices=LAYOUTS)
     verify_images: bool = verify_images_option()

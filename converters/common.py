@@ -12,7 +12,10 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from tqdm.auto import tqdm
 
 from cococxr.coco import CocoBuilder, CocoDataset
-from cococxr.config import option
+from cococxr.config import flag_name, option
+from cococxr.outputs import check_outputs
+from cococxr.paths import check_inside
+from cococxr.workers import die_with_parent
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,9 +41,17 @@ def parallel_map(func: Callable[[T], R], items: Sequence[T], workers: int = 1,
     disable = len(items) < 50 or not _progress_enabled()
     if workers <= 1 or len(items) < 2:
         return [func(item) for item in tqdm(items, desc=desc, disable=disable, unit="img")]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(func, items, chunksize=chunksize), total=len(items), desc=desc,
-                         disable=disable, unit="img"))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
+        results = list(tqdm(pool.map(func, items, chunksize=chunksize), total=len(items), desc=desc,
+                            disable=disable, unit="img"))
+    except BaseException:  # an error, Ctrl-C or SIGTERM: stop the workers now, not after the queue
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()  # SIGTERM: each removes its temporary files and leaves
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def _progress_enabled() -> bool:
@@ -94,12 +105,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
 
 def list_images(folder: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFIXES,
                 recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` sorted by relative path (deterministic ids)."""
+    """Image files in ``folder`` sorted by relative path (deterministic ids).
+
+    Raises:
+        UnsafePathError: a file is a link that leaves ``folder`` (:func:`cococxr.paths.check_inside`).
+    """
     folder = Path(folder)
     suffixes = tuple(s.lower() for s in suffixes)
     pattern = "**/*" if recursive else "*"
-    return sorted((p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes),
-                  key=lambda p: p.relative_to(folder).as_posix())
+    found = sorted((p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in suffixes),
+                   key=lambda p: p.relative_to(folder).as_posix())
+    for path in found:
+        check_inside(folder, path, "input folder")
+    return found
 
 
 def info_image_root(images_dir: str | os.PathLike, out_json: str | os.PathLike | None) -> str:
@@ -131,7 +149,27 @@ def finish(builder: CocoBuilder, image_root: str | os.PathLike, out: str | os.Pa
     if out is not None:
         dataset.write(out, indent=indent)
         report.output = str(out)
+        note = outside_root_note(image_root, out)
+        if note:
+            report.notes.append(note)
     return dataset, report
+
+
+def check_config_outputs(config, inputs: Iterable[tuple]) -> None:
+    """Refuse a resolved config's ``out`` / ``out_images`` that is, is inside or contains an input.
+
+    For the commands whose outputs may come from a ``--config`` file (the CLI checks flags).
+    """
+    check_outputs([(flag_name(k), getattr(config, k, None)) for k in ("out", "out_images")], inputs)
+
+
+def outside_root_note(image_root: str | os.PathLike, out: str | os.PathLike) -> str | None:
+    """A note when the images lie outside the written file's folder: reading it needs --image-root."""
+    root, folder = Path(image_root).resolve(), Path(out).resolve().parent
+    if root == folder or folder in root.parents:
+        return None
+    return (f"the images ({root}) are outside the folder of {out}, so the file cannot name them itself: "
+            f"read it with --image-root {root}")
 
 
 def print_report(result) -> None:
@@ -151,7 +189,8 @@ def comma_list(value: str | Sequence[str]) -> list[str] | None:
 def out_option(help: str = "COCO JSON file to write (atomically)", *, cli_required: bool = True,
                metavar: str | None = None):
     """``--out/-o``: the file (or folder) written; the Python API writes nothing without it."""
-    return option(None, help, flags=("--out", "-o"), cli_required=cli_required, metavar=metavar)
+    return option(None, help, flags=("--out", "-o"), cli_required=cli_required, metavar=metavar,
+                  role="output")
 
 
 def workers_option():

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from cococxr.coco import CocoBuilder
 from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError, ImageReadError
+from cococxr.paths import check_inside
 
 from .common import ConversionReport, finish, indent_option, info_image_root, out_option, parallel_map, workers_option
 
@@ -58,6 +59,8 @@ def find_dicoms(folder: str | os.PathLike) -> tuple[list[str], int]:
     if not folder.is_dir():
         raise ConversionError(f"{folder}: not a folder")
     files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+    for path in files:
+        check_inside(folder, path, "DICOM folder")
     found = [p.relative_to(folder).as_posix() for p in files if is_dicom(p)]
     return found, len(files) - len(found)
 
@@ -145,7 +148,8 @@ class DicomOptions:
     """
 
     folder: PathArg = option(None, "folder searched recursively for DICOM files", positional=True, required=True)
-    out_images: PathArg = option(None, "folder to write the PNGs to (same relative paths)", required=True)
+    out_images: PathArg = option(None, "folder to write the PNGs to (same relative paths)", required=True,
+                                  role="output")
     bits: int = option(8, "PNG bit depth: 8 for viewing, 16 to keep the dynamic range (default: 8)", choices=(8, 16))
     tags: tuple = option(DEFAULT_TAGS, "DICOM keywords stored under the image's 'dicom' key "
                                        f"(default: {','.join(DEFAULT_TAGS)})", parse=check_tags)

@@ -30,10 +30,12 @@ class DicomSegOptions:
 
     folder: PathArg = option(None, "folder searched recursively for the image series and SEG files",
                              positional=True, required=True)
-    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True)
+    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True,
+                                 role="output")
     out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
-                                      required=True)
-    seg: list[PathArg] | None = option(None, "SEG file(s) outside the folder (default: those found in it)")
+                                      required=True, role="output")
+    seg: list[PathArg] | None = option(None, "SEG file(s) outside the folder (default: those found in it)",
+                                       role="input")
     window: str | None = option(None, "8-bit PNGs through a CT window: lung, mediastinum, abdomen, bone, brain or "
                                 "W,L (default: 16-bit PNGs of the stored values, rescale recorded)")
     fraction_threshold: float = option(0.5, "FRACTIONAL segments: a pixel is inside at this fraction or more")

@@ -41,9 +41,11 @@ _ALGORITHM_TYPES = ("MANUAL", "SEMIAUTOMATIC", "AUTOMATIC")
 class ExportDicomSegOptions:
     """Options of :func:`export_dicom_seg` and ``cococxr export dicom-seg``."""
 
-    coco: Any = option(None, "COCO JSON made from a DICOM series (convert rtstruct / dicom-seg)", positional=True, required=True)
-    out: PathArg | None = option(None, "folder for the SEG files (<case_id>.dcm)", required=True)
-    series: str | None = option(None, "folder holding the DICOM series the COCO was made from", required=True)
+    coco: Any = option(None, "COCO JSON made from a DICOM series (convert rtstruct / dicom-seg)", positional=True,
+                       required=True, role="input")
+    out: PathArg | None = option(None, "folder for the SEG files (<case_id>.dcm)", required=True,
+                                 role="output")
+    series: PathArg | None = option(None, "folder holding the DICOM series the COCO was made from", required=True)
     cases: list[str] | None = option(None, "only these case ids (default: all)")
     algorithm_type: str = option("MANUAL", "SegmentAlgorithmType of categories that do not record one",
                                  choices=_ALGORITHM_TYPES)

@@ -28,6 +28,7 @@ from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.io import write_png
 from cococxr.masks import annotations_to_channels, annotations_to_label_map
+from cococxr.outputs import check_outside_images
 from cococxr.paths import check_relative_name
 
 from .common import ConversionReport, comma_list, parallel_map, workers_option
@@ -72,8 +73,9 @@ class ExportMasksOptions:
     non-``finding`` category); ``values``: foreground value of per-class masks.
     """
 
-    coco: Any = option(None, "COCO JSON file", positional=True, required=True)
-    out_dir: PathArg = option(None, "output folder", flags=("--out", "-o"), metavar="OUT", required=True)
+    coco: Any = option(None, "COCO JSON file", positional=True, required=True, role="input")
+    out_dir: PathArg = option(None, "output folder", flags=("--out", "-o"), metavar="OUT", required=True,
+                           role="output")
     mode: str = option("label-map", "'label-map': one PNG per image, value k = k-th class; 'per-class': "
                                     "OUT/<class>/<stem>.png binary masks (default: label-map)", choices=MODES)
     classes: list[str] | None = option(None, "comma-separated class names, in label order "
@@ -105,6 +107,7 @@ def export_masks(coco: PathArg | CocoDataset, out_dir: PathArg, **options) -> Co
     mode, values = opts.mode, opts.values
     dataset = opts.coco if isinstance(opts.coco, CocoDataset) else CocoDataset(opts.coco)
     out_dir = Path(opts.out_dir)
+    check_outside_images("--out", out_dir, dataset.image_root, [img.get("file_name") for img in dataset.imgs.values()])
     category_ids = export_classes(dataset, opts.classes)
     names = [dataset.cats[i]["name"] for i in category_ids]
     if mode == "per-class":

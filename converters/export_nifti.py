@@ -35,8 +35,10 @@ from .common import ConversionReport
 class ExportNiftiOptions:
     """Options of :func:`export_nifti` and ``cococxr export nifti``."""
 
-    coco: Any = option(None, "COCO JSON made by convert nifti / rtstruct / dicom-seg", positional=True, required=True)
-    out: PathArg | None = option(None, "folder for the label volumes (<case_id>.nii.gz)", required=True)
+    coco: Any = option(None, "COCO JSON made by convert nifti / rtstruct / dicom-seg", positional=True,
+                       required=True, role="input")
+    out: PathArg | None = option(None, "folder for the label volumes (<case_id>.nii.gz)", required=True,
+                                 role="output")
     label_map: str | None = option(None, "value -> name table for categories without label_value")
     cases: list[str] | None = option(None, "only these case ids (default: all)")
     overlap: str = option("error", "two structures on one voxel: error, or let the later annotation win (last)",

@@ -76,7 +76,7 @@ class ExportRleCsvOptions:
     whose supercategory is not ``finding``.
     """
 
-    coco: Any = option(None, "COCO JSON file", positional=True, required=True)
+    coco: Any = option(None, "COCO JSON file", positional=True, required=True, role="input")
     out: PathArg | None = out_option("CSV file to write (atomically)")
     order: str | None = option(None, "pixel order (default: the one recorded by `convert rle-csv`; required "
                                      "otherwise)", choices=("row", "column"))

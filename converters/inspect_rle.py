@@ -149,7 +149,8 @@ class InspectRleOptions:
 
     csv: PathArg = option(None, "Kaggle RLE CSV", positional=True, required=True)
     image_id: str = option(None, "the image id whose rows to draw", flags=("--id",), required=True)
-    out: PathArg | None = option(None, "PNG to write (default: rle-orders-<id>.png)", flags=("--out", "-o"))
+    out: PathArg | None = option(None, "PNG to write (default: rle-orders-<id>.png)", flags=("--out", "-o"),
+                                   role="output")
     class_name: str | None = option(None, "draw only this class's rows", flags=("--class",))
     images: PathArg | None = option(None, "image folder (default: the CSV's folder)")
     preset: str | None = option(None, "column names and image pattern of a known CSV", choices=tuple(sorted(PRESETS)))

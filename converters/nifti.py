@@ -42,9 +42,10 @@ class NiftiOptions:
                                    "(imagesTr/, labelsTr/, dataset.json)", positional=True, required=True)
     labels: PathArg | None = option(None, "label .nii(.gz) or folder of label volumes (for a file or a plain "
                                           "image folder)", positional=True)
-    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True)
+    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True,
+                                 role="output")
     out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
-                                      required=True)
+                                      required=True, role="output")
     label_map: PathArg | None = option(None, "label value -> name: JSON {\"1\": \"spleen\"} or {\"spleen\": 1}, a "
                                    "dataset.json, CSV/TSV or 'value name' lines (default: the dataset.json's "
                                    "labels, else label_<value>)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.io import image_size
-from cococxr.paths import check_relative_name
+from cococxr.paths import check_inside, check_relative_name
 
 from .csv_table import CsvTable
 
@@ -181,6 +181,8 @@ def locate_image(spec: RleSpec, root: str | os.PathLike, kaggle_id: str, fields:
         raise ConversionError(f"{where}: no image for id {kaggle_id!r}: {root / name} does not exist "
                               f"(--image-pattern {spec.image_pattern!r}, --images {root}; or give --height "
                               "and --width)")
+    if (root / name).exists():
+        check_inside(root, root / name, f"{where}: image for id {kaggle_id!r}")
     extras = {k: int(v) if v.isdigit() else v for k, v in fields.items()}
     if size is not None:
         return ImageLocation(name, size[0], size[1], extras)

@@ -31,10 +31,12 @@ class RtstructOptions:
 
     folder: PathArg = option(None, "folder searched recursively for the image series and RTSTRUCT files",
                              positional=True, required=True)
-    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True)
+    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True,
+                                 role="output")
     out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
-                                      required=True)
-    rtstruct: list[PathArg] | None = option(None, "RTSTRUCT file(s) outside the folder (default: those found in it)")
+                                      required=True, role="output")
+    rtstruct: list[PathArg] | None = option(None, "RTSTRUCT file(s) outside the folder (default: those found in it)",
+                                            role="input")
     window: str | None = option(None, "8-bit PNGs through a CT window: lung, mediastinum, abdomen, bone, brain or "
                                 "W,L (default: 16-bit PNGs of the stored values, rescale recorded)")
     keep_empty_slices: bool = option(True, "keep slices without contours as images without annotations")

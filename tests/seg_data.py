@@ -1,6 +1,7 @@
 """Tiny COCO train/val files built from the embedded sample, for the pipeline tests."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[1] / "cococxr" / "sample"
@@ -14,7 +15,11 @@ def tiny_coco(folder: Path, n_train: int = 4, n_val: int = 3) -> tuple[Path, Pat
     """
     from cococxr.converters.mask_folders import convert_mask_folders
 
-    dataset, _ = convert_mask_folders(SAMPLE / "images", SAMPLE / "masks", folder / "all.json",
+    # the images inside the files' folder: a COCO file's own image root must stay inside it
+    images = folder / "images"
+    if not images.exists():
+        shutil.copytree(SAMPLE / "images", images)
+    dataset, _ = convert_mask_folders(images, SAMPLE / "masks", folder / "all.json",
                                       class_name="lung", metadata=SAMPLE / "metadata.csv",
                                       keep="patientid:patient_id,view", allow_missing_masks=True)
     parts = dataset.split({"train": 0.7, "val": 0.3}, group_key="patient_id", seed=0)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -84,7 +85,9 @@ def sample_coco(folder: Path) -> Path:
             builder.add_annotation(image_id, lung, ann["segmentation"])
         builder.add_label(image_id, covid)
     path = folder / "sample.json"
-    builder.build(sample / "images").write(path)
+    images = folder / "images"  # a file's own image root must stay inside its folder
+    shutil.copytree(sample / "images", images, dirs_exist_ok=True)
+    builder.build(images).write(path)
     return path
 
 

@@ -358,8 +358,10 @@ def test_image_root_resolution(tmp_path):
     assert CocoDataset(path, image_root="/r").image_root == Path("/r")
     data["info"]["image_root"] = str(tmp_path / "abs")
     path.write_text(json.dumps(data))
-    assert CocoDataset(path).image_root == tmp_path / "abs"
-    assert CocoDataset(data).image_root == tmp_path / "abs"
+    with pytest.raises(UnsafePathError, match="info.image_root.*is absolute.*--image-root"):
+        CocoDataset(path)  # a file may not name an absolute root for itself (issue 17, class 2)
+    assert CocoDataset(path, image_root=tmp_path / "abs").image_root == tmp_path / "abs"
+    assert CocoDataset(data).image_root == tmp_path / "abs"  # a dict made by code may
     assert CocoDataset(base()).image_root is None
 
 
@@ -730,8 +732,10 @@ def test_write_elsewhere_keeps_images_findable(tmp_path):
     data = {"images": [{"id": 1, "file_name": "a.png", "height": 2, "width": 2}], "categories": [], "annotations": []}
     dataset = CocoDataset(data, image_root=images)
     dataset.write(tmp_path / "splits" / "train.json")
-    reread = CocoDataset(tmp_path / "splits" / "train.json")
-    assert reread.dataset["info"]["image_root"] == "../imgs"
+    assert json.loads((tmp_path / "splits" / "train.json").read_text())["info"]["image_root"] == "../imgs"
+    with pytest.raises(UnsafePathError, match="'../imgs'.*--image-root"):
+        CocoDataset(tmp_path / "splits" / "train.json")  # the root leaves the file's folder: not trusted
+    reread = CocoDataset(tmp_path / "splits" / "train.json", image_root=images)
     assert reread.image_path(1) == (images / "a.png").resolve()
 
 

@@ -9,6 +9,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from cococxr.cli import main
+from cococxr.coco import CocoDataset
 from cococxr.converters.covid_radiography import convert_covid_radiography
 from cococxr.converters.export_masks import export_masks
 from cococxr.errors import ConversionError
@@ -106,7 +107,7 @@ def test_real_layout_round_trip(tmp_path):
                for img in ds.imgs.values())
     assert all("source" in img for img in ds.imgs.values())
     COCO(str(out))
-    export_masks(out, tmp_path / "back", mode="per-class", workers=2)
+    export_masks(CocoDataset(out, root), tmp_path / "back", mode="per-class", workers=2)
     for original in sorted(root.glob("*/masks/*.png")):
         relative = original.relative_to(root).as_posix().replace("/masks/", "/images/")
         expected = resize_mask(read_mask(original), (299, 299))

@@ -46,7 +46,7 @@ def test_one_file_per_split(split_tree, tmp_path):
     assert [a["category_id"] for a in test["annotations"]] == [1, 3]
     assert all(set(a) == {"id", "image_id", "category_id", "iscrowd", "area"} for a in train["annotations"])
     assert report.counts["images in"] == report.counts["images out"] == 5
-    reread = CocoDataset(tmp_path / "out" / "test.json")
+    reread = CocoDataset(tmp_path / "out" / "test.json", split_tree)
     assert reread.image_labels(2) == ["Viral Pneumonia"]
     assert (tmp_path / "out" / reread.dataset["info"]["image_root"]).resolve() == split_tree.resolve()
     for split in ("train", "test"):

@@ -77,12 +77,12 @@ def test_sample_round_trip_with_metadata(sample_dir, tmp_path):
         assert ann["iscrowd"] == 0
     no_finding = [i["id"] for i in data["images"] if i["finding"] == "No Finding"]
     assert len(no_finding) == 5
-    reread = CocoDataset(out)
+    reread = CocoDataset(out, image_root=sample_dir / "images")  # outside the file's folder
     assert all(not reread.anns_for(i, geometry=True) for i in no_finding)
     assert (out.parent / data["info"]["image_root"] / first["file_name"]).is_file()
     assert len(COCO(str(out)).getAnnIds()) == len(data["annotations"])
 
-    report = export_masks(out, tmp_path / "exported", mode="per-class")
+    report = export_masks(reread, tmp_path / "exported", mode="per-class")
     assert report.counts["mask files written"] == 56
     assert report.counts["images with an empty mask"] == 5
     for original in sorted((sample_dir / "masks").glob("*.png")):
@@ -297,7 +297,7 @@ def test_cxr_lungs_round_trip(tmp_path):
     assert report.counts["images in"] == report.counts["images out"] == len(list((root / "images").glob("*.png")))
     assert report.counts["non-empty masks"] + report.counts["empty masks"] == 267
     COCO(str(out))
-    export_masks(out, tmp_path / "back", mode="per-class", workers=2)
+    export_masks(CocoDataset(out, root / "images"), tmp_path / "back", mode="per-class", workers=2)
     originals = sorted((root / "masks").glob("*.png"))
     assert len(originals) == 267
     for original in originals:

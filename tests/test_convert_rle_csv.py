@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pycocotools.coco import COCO
 
 from cococxr.cli import main
+from cococxr.coco import CocoDataset
 from cococxr.converters.export_rle_csv import export_rle_csv
 from cococxr.converters.inspect_rle import inspect_rle
 from cococxr.converters.rle_csv import convert_rle_csv
@@ -174,7 +175,7 @@ def test_real_dsb2018_round_trip_is_byte_identical(tmp_path):
     assert report.counts["non-canonical RLE rows"] == 0
     coco = COCO(str(tmp_path / "dsb.json"))
     assert len(coco.getAnnIds()) == 3790
-    export_rle_csv(tmp_path / "dsb.json", tmp_path / "back.csv")
+    export_rle_csv(CocoDataset(tmp_path / "dsb.json", data), tmp_path / "back.csv")
     assert (tmp_path / "back.csv").read_bytes() == csv.read_bytes()
     for img in list(dataset.imgs.values())[:3]:
         files = sorted((data / img["file_name"]).parent.parent.glob("masks/*.png"))

@@ -94,7 +94,7 @@ def _run_and_kill(csv: Path, out: Path, moment: str) -> None:
 
 def _complete(out: Path) -> bytes:
     """The output's bytes, checked to be a complete, valid file of the conversion."""
-    dataset = CocoDataset(out)
+    dataset = CocoDataset(out, out.parent.parent)  # the CSV's folder, outside the file's own
     assert len(dataset.imgs) == IMAGES and len(dataset.anns) == 3 * IMAGES
     return out.read_bytes()
 

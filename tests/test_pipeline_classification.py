@@ -117,7 +117,8 @@ def data(tmp_path_factory):
     from cococxr.converters.mask_folders import convert_mask_folders
 
     folder = tmp_path_factory.mktemp("classification")
-    dataset, _ = convert_mask_folders(SAMPLE / "images", SAMPLE / "masks", folder / "all.json", class_name="lung",
+    shutil.copytree(SAMPLE / "images", folder / "images")  # a file's own image root stays inside its folder
+    dataset, _ = convert_mask_folders(folder / "images", SAMPLE / "masks", folder / "all.json", class_name="lung",
                                       metadata=SAMPLE / "metadata.csv", keep="patientid:patient_id,view",
                                       label_column="finding", allow_missing_masks=True)
     parts = dataset.split({"train": 0.6, "val": 0.4}, group_key="patient_id", stratify_key=STRATIFY_BY_LABELS,

@@ -130,11 +130,12 @@ def test_nnunet_layout_output_is_identical_for_any_worker_count_and_splits_by_ca
     code = main(["split", str(outputs[0] / "coco.json"), "--by", "case_id", "--fractions", "train=0.5,val=0.5",
                  "--out-dir", str(tmp_path / "splits")])
     assert code == 0
-    cases = {name: {img["case_id"] for img in CocoDataset(tmp_path / "splits" / f"{name}.json").imgs.values()}
+    cases = {name: {img["case_id"] for img in CocoDataset(tmp_path / "splits" / f"{name}.json",
+                                                                     outputs[0] / "images").imgs.values()}
              for name in ("train", "val")}
     assert cases["train"] and cases["val"] and not cases["train"] & cases["val"]
     assert cases["train"] | cases["val"] == set("abcd")
-    assert all(len(CocoDataset(tmp_path / "splits" / f"{n}.json").imgs) == 6 * len(cases[n]) for n in cases)
+    assert all(len(CocoDataset(tmp_path / "splits" / f"{n}.json", outputs[0] / "images").imgs) == 6 * len(cases[n]) for n in cases)
 
 
 def test_msd_layout_reads_the_training_list_and_a_4d_channel(tmp_path):

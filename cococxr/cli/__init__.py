@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import sys
 
 from cococxr._version import __version__
@@ -19,6 +20,8 @@ from cococxr.cli import core
 from cococxr.command import Command
 from cococxr.converters import commands as converter_commands
 from cococxr.errors import CococxrError
+from cococxr.outputs import check_outputs
+from cococxr.workers import Terminated, terminate_like_interrupt
 from cococxr.pipelines import commands as pipeline_commands
 
 COMMANDS: list[Command] = [*core.COMMANDS, *converter_commands.COMMANDS, *pipeline_commands.COMMANDS]
@@ -44,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                 groups[first] = group.add_subparsers(dest="subcommand", metavar="FORMAT", required=True)
             sub = groups[first].add_parser(rest[0], help=command.help, description=command.help)
         command.configure(sub)
-        sub.set_defaults(_handler=command.run)
+        labels = {a.dest: (a.option_strings[0] if a.option_strings else a.dest) for a in sub._actions}
+        sub.set_defaults(_handler=command.run, _command=command, _labels=labels)
     return parser
 
 
@@ -57,14 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    previous = terminate_like_interrupt()  # SIGTERM unwinds like Ctrl-C: temporary files are removed
     try:
+        check_outputs(*args._command.path_arguments(args, args._labels))
         return int(handler(args) or 0)
     except CococxrError as exc:
         print(f"cococxr: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # pragma: no cover - interactive only
-        print("cococxr: interrupted", file=sys.stderr)
+    except OSError as exc:  # the environment: a folder where a file goes, no permission, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cococxr: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print("cococxr: terminated (SIGTERM); no partial output was left", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("cococxr: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def reference_markdown() -> str:

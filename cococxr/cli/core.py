@@ -11,6 +11,7 @@ from cococxr.coco import CocoDataset
 from cococxr.command import Command
 from cococxr.doctor import diagnose
 from cococxr.errors import ConfigError
+from cococxr.outputs import check_outputs
 
 
 def _add_image_root(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def configure_validate(parser: argparse.ArgumentParser) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     dataset = CocoDataset(args.coco, image_root=args.image_root, validate=False)
-    issues = dataset.validate(check_masks=not args.no_mask_check)
+    issues = dataset.validate(check_masks=not args.no_mask_check) + dataset.link_issues()
     for issue in issues:
         print(f"{issue.severity.upper():7} {issue.code:24} {issue.path}: {issue.message}")
     errors = sum(i.severity == "error" for i in issues)
@@ -96,10 +97,11 @@ def configure_split(parser: argparse.ArgumentParser) -> None:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    dataset = CocoDataset(args.coco)
-    parts = dataset.split(parse_fractions(args.fractions), group_key=args.by,
-                          stratify_key=args.stratify, seed=args.seed)
+    fractions = parse_fractions(args.fractions)
     out_dir = Path(args.out_dir)
+    check_outputs([(f"split {name!r}", out_dir / f"{name}.json") for name in fractions], [("coco", args.coco)])
+    dataset = CocoDataset(args.coco)
+    parts = dataset.split(fractions, group_key=args.by, stratify_key=args.stratify, seed=args.seed)
     for name, part in parts.items():
         path = out_dir / f"{name}.json"
         part.write(path)
@@ -157,7 +159,7 @@ COMMANDS = [
     Command(("split",), "split a COCO file by a group key (e.g. patient_id), stratified",
             configure_split, run_split),
     Command(("merge",), "merge several COCO files into one (categories mapped by name)",
-            configure_merge, run_merge),
+            configure_merge, run_merge, inputs=("inputs",), outputs=("out",)),
     Command(("doctor",), "run every dataset check and write a report a person can act on",
-            configure_doctor, run_doctor),
+            configure_doctor, run_doctor, inputs=("dataset", "image_root", "splits"), outputs=("out",)),
 ]

@@ -22,8 +22,8 @@ from cococxr.coco.merge import merge_data
 from cococxr.coco.records import image_size, is_label_annotation
 from cococxr.coco.split import STRATIFY_BY_LABELS, split_image_ids
 from cococxr.coco.validate import ValidationIssue, check_top_level, raise_on_errors, validate_dataset
-from cococxr.errors import CocoFormatError, ConfigError
-from cococxr.paths import safe_join
+from cococxr.errors import CocoFormatError, ConfigError, UnsafePathError
+from cococxr.paths import check_inside, check_relative_name, safe_join
 
 
 class CocoDataset:
@@ -300,6 +300,28 @@ class CocoDataset:
         except (TypeError, ValueError) as exc:
             where = _bad_json_value(self.dataset)
             raise CocoFormatError(f"cannot write {path}: {exc} (at {where}); the file was not changed") from exc
+
+    def link_issues(self) -> list[ValidationIssue]:
+        """Errors for images whose file is a link leaving the image root (the one link policy).
+
+        File names that escape by themselves (``..``, absolute) are validation's concern and
+        not repeated here. Empty when ``image_root`` is None.
+        """
+        if self.image_root is None:
+            return []
+        issues = []
+        for i, (image_id, img) in enumerate(self.imgs.items()):
+            name = img.get("file_name")
+            try:
+                check_relative_name(name)
+            except UnsafePathError:
+                continue
+            try:
+                check_inside(self.image_root, Path(self.image_root) / name.replace("\\", "/"))
+            except UnsafePathError as exc:
+                issues.append(ValidationIssue("error", "unsafe_link", f"image {image_id}: {exc}",
+                                              f"images[{i}].file_name", image_id=image_id))
+        return issues
 
     def summary(self) -> dict:
         """Return counts describing the dataset.

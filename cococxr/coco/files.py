@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cococxr.errors import CocoFormatError
+from cococxr.errors import CocoFormatError, UnsafePathError
+from cococxr.paths import check_relative_name
 
 
 def read_json(path: Path) -> Any:
@@ -25,15 +26,40 @@ def read_json(path: Path) -> Any:
 
 
 def resolve_image_root(image_root: str | Path | None, data: dict, json_path: Path | None) -> Path | None:
-    """Explicit root, else ``info["image_root"]`` (relative to the JSON's folder), else that folder."""
+    """Explicit root, else ``info["image_root"]`` (confined to the JSON's folder), else that folder.
+
+    The root a file names for itself obeys the confinement of its ``file_name`` values:
+    relative, without ``..``, and inside the file's folder once links are resolved. A dict
+    (made by code, not read from a file) may name any root.
+
+    Raises:
+        UnsafePathError: the file's ``info.image_root`` is absolute or leaves its folder.
+    """
     if image_root is not None:
         return Path(image_root)
     info = data.get("info")
     declared = info.get("image_root") if isinstance(info, dict) else None
     folder = json_path.parent if json_path is not None else None
     if isinstance(declared, str) and declared:
-        return Path(declared) if folder is None else folder / declared
+        if folder is None:
+            return Path(declared)
+        return _confined_root(declared, json_path)
     return folder
+
+
+def _confined_root(declared: str, json_path: Path) -> Path:
+    folder = json_path.parent
+    hint = ("a COCO file may only name an image root inside its own folder; pass --image-root "
+            "(image_root= in Python) to read images elsewhere")
+    try:
+        check_relative_name(declared, where="info.image_root")
+    except UnsafePathError as exc:
+        raise UnsafePathError(f"{json_path}: {exc}; {hint}") from None
+    root, resolved = folder.resolve(), (folder / declared).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise UnsafePathError(f"{json_path}: info.image_root {declared!r} resolves to {resolved}, outside the "
+                              f"folder of the file {root}; {hint}")
+    return folder / declared
 
 
 def relative_root(image_root: Path, json_path: Path) -> str:

@@ -18,6 +18,7 @@ from nibabel.orientations import io_orientation
 
 from cococxr.errors import ConversionError, ImageReadError
 from cococxr.io import is_dicom
+from cococxr.paths import check_inside
 
 from .layout import SliceLayout, dicom_affine
 
@@ -226,6 +227,8 @@ def scan_folder(folder: str | os.PathLike) -> DicomFolder:
     if not folder.is_dir():
         raise ConversionError(f"{folder}: not a folder")
     files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+    for path in files:
+        check_inside(folder, path, "DICOM folder")
     groups: dict[str, list[tuple[str, pydicom.Dataset]]] = {}
     rtstructs, segs, others = [], [], []
     for path in files:

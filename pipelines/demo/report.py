@@ -15,7 +15,7 @@ from cococxr.pipelines.classification.evaluate import add_report_sections
 from cococxr.pipelines.classification.explain import OVERLAY_DIR as GRADCAM_OVERLAY_DIR
 from cococxr.pipelines.demo.config import DemoConfig
 from cococxr.pipelines.demo.recipe import Recipe
-from cococxr.pipelines.demo.stages import MASK_CLASS
+from cococxr.pipelines.demo.stages import MASK_CLASS, image_root
 from cococxr.pipelines.engine.evaluation import OVERLAY_DIR as SEG_OVERLAY_DIR
 from cococxr.pipelines.engine.layout import Layout
 from cococxr.pipelines.engine.runs import write_json
@@ -86,7 +86,7 @@ def _image_grid_png(paths: list[Path], columns: int = 4, tile: int = 256) -> byt
 
 def _unmasked_lungs_png(layout: Layout) -> bytes | None:
     """Predicted lungs (filled) over the images that have no hand-drawn mask."""
-    coco = CocoDataset(layout.split_file("all"))
+    coco = CocoDataset(layout.split_file("all"), image_root(layout))
     masked = set(coco.img_ids(cat_names=[MASK_CLASS]))
     tiles = []
     for image_id in [i for i in coco.imgs if i not in masked][:GRID_TILES]:

@@ -5,7 +5,9 @@ This module only chooses the recipe's settings and where each stage writes
 """
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 from cococxr._tf import tf
 from cococxr.coco import STRATIFY_BY_LABELS, CocoDataset
@@ -53,9 +55,17 @@ def convert(cfg: DemoConfig, layout: Layout) -> dict:
             "labels": {name: len(dataset.img_ids(cat_names=[name])) for name in labels}}
 
 
+def image_root(layout: Layout) -> Path:
+    """The images folder the demo's own ``all.json`` names (outside the run folder: a COCO file's
+    own root is only trusted inside its folder, so the demo passes the root it wrote explicitly)."""
+    path = layout.split_file("all")
+    info = json.loads(path.read_text(encoding="utf-8")).get("info") or {}
+    return (path.parent / info.get("image_root", ".")).resolve()
+
+
 def split(layout: Layout, seed: int) -> dict:
     """Stage 2: split ``all.json`` by patient, stratified by label; returns the part sizes."""
-    parts = CocoDataset(layout.split_file("all")).split(SPLIT, "patient_id", STRATIFY_BY_LABELS, seed=seed)
+    parts = CocoDataset(layout.split_file("all"), image_root(layout)).split(SPLIT, "patient_id", STRATIFY_BY_LABELS, seed=seed)
     sizes = {}
     for name, part in parts.items():
         part.write(layout.split_file(name))
@@ -76,7 +86,7 @@ def train_lungs(layout: Layout, recipe: Recipe, seed: int) -> dict:
         arch=recipe.seg_arch, filters=list(recipe.seg_filters), input_size=recipe.seg_size, augment="light",
         loss="bce_dice", optimizer="adam", lr=recipe.seg_lr, epochs=recipe.seg_epochs,
         batch_size=recipe.seg_batch, steps_per_epoch=recipe.seg_steps, max_train_seconds=recipe.seg_seconds,
-        seed=seed, out=str(layout.seg_run), tensorboard=False, overlays=4)
+        seed=seed, out=str(layout.seg_run), tensorboard=False, overlays=4, image_root=str(image_root(layout)))
     layout.models.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result["model"], layout.seg_model)
     shutil.copyfile(layout.seg_run / CONFIG_FILE, layout.models / CONFIG_FILE)
@@ -86,13 +96,13 @@ def train_lungs(layout: Layout, recipe: Recipe, seed: int) -> dict:
 def evaluate_lungs(layout: Layout) -> dict:
     """Stage 4: Dice, IoU, HD95 and AP of the published U-Net on the test images."""
     return evaluate_segmentation(layout.seg_model, str(layout.split_file("test")), out=layout.seg_test,
-                                 overlays=4)
+                                 overlays=4, image_root=image_root(layout))
 
 
 def predict_lungs(layout: Layout) -> dict:
     """Stage 5: lung mask PNGs and COCO results for every image."""
     return predict_segmentation(layout.seg_model, [str(layout.split_file("all"))], layout.lungs,
-                                coco_out=layout.lungs / "lungs.json")
+                                coco_out=layout.lungs / "lungs.json", image_root=image_root(layout))
 
 
 # ---------------------------------------------------------------- stages 6-8: classification
@@ -106,7 +116,8 @@ def train_masked_classifier(layout: Layout, recipe: Recipe, cfg: DemoConfig) -> 
         mask_with=str(layout.seg_model.resolve()), mask_classes=[MASK_CLASS], input_size=recipe.cls_size,
         balance=True, augment="light", epochs=recipe.cls_epochs, batch_size=recipe.cls_batch,
         steps_per_epoch=recipe.cls_steps, max_train_seconds=recipe.cls_seconds, tune="f1",
-        n_boot=recipe.n_boot, seed=cfg.seed, out=str(layout.cls_run), tensorboard=False)
+        n_boot=recipe.n_boot, seed=cfg.seed, out=str(layout.cls_run), tensorboard=False,
+        image_root=str(image_root(layout)))
     shutil.copyfile(result["model"], layout.cls_model)
     write_sidecar(layout.cls_model, result["sidecar"])
     return result["metrics"]
@@ -115,12 +126,13 @@ def train_masked_classifier(layout: Layout, recipe: Recipe, cfg: DemoConfig) -> 
 def evaluate_masked_classifier(layout: Layout, recipe: Recipe, seed: int) -> dict:
     """Stage 7: the published classifier on the test images."""
     return evaluate_classifier(layout.cls_model, str(layout.split_file("test")), layout.cls_test,
-                               n_boot=recipe.n_boot, seed=seed)
+                               n_boot=recipe.n_boot, seed=seed, image_root=image_root(layout))
 
 
 def gradcam(layout: Layout) -> dict:
     """Stage 8: Grad-CAM overlays of the test images and their in-lung energy share."""
-    return explain_classifier(layout.cls_model, [str(layout.split_file("test"))], layout.gradcam)
+    return explain_classifier(layout.cls_model, [str(layout.split_file("test"))], layout.gradcam,
+                              image_root=image_root(layout))
 
 
 __all__ = ["MASK_CLASS", "SPLIT", "devices", "convert", "split", "train_lungs", "evaluate_lungs", "predict_lungs",
