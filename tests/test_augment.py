@@ -84,3 +84,80 @@ def test_bad_augment_values():
     single = build_augmenter(A.HorizontalFlip(p=1))
     image = shapes_image()
     np.testing.assert_array_equal(single(image, seed=0)[0], image[:, ::-1])
+
+
+LEVER_SPECS = ["light+letterbox+exposure", "zoom+rotate", "letterbox", "medium+noise+blur+text"]
+
+
+@pytest.mark.parametrize("spec", LEVER_SPECS)
+def test_levers_move_the_mask_with_the_image(spec):
+    image = shapes_image()
+    mask = (image > THRESHOLD).astype(np.uint8)
+    augment = build_augmenter(spec)
+    for seed in range(12):
+        out_image, out_mask = augment(image, np.stack([mask, 1 - mask], axis=2), seed=seed)
+        assert out_image.shape == image.shape and out_mask.shape == (96, 96, 2)
+        if "text" in spec or "noise" in spec or "exposure" in spec:
+            continue  # the image-only levers change intensities: checked below
+        from_image = (out_image > THRESHOLD).astype(np.uint8)
+        sure = interior(from_image)
+        assert np.mean(out_mask[..., 0][sure] != from_image[sure]) < 0.002  # a few pixels at the frame edge
+        assert np.mean(out_mask[..., 0] != from_image) < 0.03
+
+
+def test_letterbox_pads_image_and_mask_identically_with_black():
+    from cococxr.augment import Letterbox
+
+    image = np.full((80, 120), 200, np.uint8)
+    mask = np.ones((80, 120), np.uint8)
+    framed = 0
+    augment = build_augmenter(Letterbox(p=1.0))
+    for seed in range(10):
+        out_image, out_mask = augment(image, mask, seed=seed)
+        np.testing.assert_array_equal(out_image > 0, out_mask > 0)  # padding is 0 in both, content 1/200
+        assert 0.45 < out_mask.mean() <= 1.0
+        framed += out_mask.mean() < 0.98
+    assert framed >= 8
+
+
+def test_burned_in_text_changes_the_image_only():
+    from cococxr.augment import BurnedInText
+
+    image = shapes_image()
+    mask = (image > THRESHOLD).astype(np.uint8)
+    augment = build_augmenter(BurnedInText(p=1.0))
+    for seed in range(8):
+        out_image, out_mask = augment(image, mask, seed=seed)
+        assert not np.array_equal(out_image, image)
+        np.testing.assert_array_equal(out_mask, mask)
+    out_float, _ = augment(image.astype(np.float32) / 255, seed=1)
+    assert out_float.dtype == np.float32 and out_float.max() <= 1.0
+
+
+@pytest.mark.parametrize("spec", LEVER_SPECS)
+def test_levers_are_deterministic_under_a_seed(spec):
+    image = shapes_image()
+    mask = (image > THRESHOLD).astype(np.uint8)
+    augment = build_augmenter(spec)
+    first = [augment(image, mask, seed=s) for s in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        again = list(pool.map(lambda s: build_augmenter(spec)(image, mask, seed=s), range(6)))
+    for (a_img, a_mask), (b_img, b_mask) in zip(first, again):
+        np.testing.assert_array_equal(a_img, b_img)
+        np.testing.assert_array_equal(a_mask, b_mask)
+    assert any(not np.array_equal(first[0][0], other[0]) for other in first[1:])
+
+
+def test_lever_names_are_checked_without_albumentations():
+    from cococxr.augment_names import augment_parts, parse_augment
+
+    assert augment_parts("light+text+exposure") == ("light", ["exposure", "text"])
+    assert parse_augment("none") is None and parse_augment("light + zoom") == "light+zoom"
+    with pytest.raises(ConfigError, match=r"unknown augmentation 'shear'.*known: light, medium, exposure"):
+        parse_augment("light+shear")
+    with pytest.raises(ConfigError, match="preset may only come first"):
+        parse_augment("zoom+light")
+    with pytest.raises(ConfigError, match="twice"):
+        parse_augment("zoom+zoom")
+    with pytest.raises(ConfigError, match="light"):
+        build_augmenter("heavy")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,6 +146,29 @@ def test_evaluate_cli_writes_metrics_and_overlays(trained_run, tmp_path, capsys)
     assert metrics["dice"] == pytest.approx(result["metrics"]["dice"])
     assert (tmp_path / "eval" / "overlays" / "worst.png").is_file()
     assert "COCO segm AP" in capsys.readouterr().out
+
+
+def test_evaluate_tta_postprocess_groups_and_qc(trained_run, tmp_path, capsys):
+    from cococxr.cli import main
+    from cococxr.coco import CocoDataset
+
+    result, _, val = trained_run
+    data = json.loads(Path(val).read_text())
+    for n, record in enumerate(data["images"]):
+        record["view"] = ("PA", "AP")[n % 2]
+    grouped = tmp_path / "grouped.json"
+    grouped.write_text(json.dumps(data))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "segmentation", result["model"], "--coco", str(grouped), "--image-root",
+                 str(CocoDataset(val).image_root), "--out", str(out), "--flip-tta", "--postprocess"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["flip_tta"] is True and metrics["postprocess"] is True
+    views = metrics["per_group"]["view"]
+    assert set(views) == {"PA", "AP"} and sum(v["images"] for v in views.values()) == metrics["num_images"]
+    printed = capsys.readouterr().out
+    assert "Dice by view: AP" in printed and "QC:" in printed
+    for row in metrics["qc"]:  # every flagged image has a reason and an overlay
+        assert row["reasons"] and (out / "qc" / f"{Path(row['file_name']).stem}.png").is_file()
 
 
 def test_predict_writes_masks_and_coco(trained_run, tmp_path):

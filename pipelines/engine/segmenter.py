@@ -57,8 +57,8 @@ def resize_probabilities(prob: np.ndarray, height: int, width: int) -> np.ndarra
 
 
 def predict_probabilities(model, coco, spec: InputSpec, image_ids: Iterable, batch_size: int = 8,
-                          timer: InferenceTimer | None = None,
-                          progress: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+                          timer: InferenceTimer | None = None, progress: bool = True,
+                          flip_tta: bool = False) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(image_id, probabilities)`` at each image's original size, batch by batch.
 
     Args:
@@ -70,6 +70,8 @@ def predict_probabilities(model, coco, spec: InputSpec, image_ids: Iterable, bat
         batch_size: images read and predicted at a time (memory stays one batch).
         timer: accumulates model-only time (the first batch is run once untimed).
         progress: show a tqdm bar.
+        flip_tta: average the probabilities of each image and of its left-right mirror
+            (mirrored back): test-time augmentation, twice the model time.
 
     Yields:
         float32 ``(H, W, K)`` probabilities, ``H, W`` the image record's size.
@@ -82,6 +84,9 @@ def predict_probabilities(model, coco, spec: InputSpec, image_ids: Iterable, bat
             timer.warmed_up = True
         start = time.perf_counter()
         probs = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+        if flip_tta:
+            mirrored = np.asarray(model.predict_on_batch(batch[:, :, ::-1]), dtype=np.float32)
+            probs = (probs + mirrored[:, :, ::-1]) / 2
         if timer is not None:
             timer.seconds += time.perf_counter() - start
             timer.images += len(batch)

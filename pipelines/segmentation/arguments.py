@@ -15,6 +15,10 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preprocessing", help="backbone preprocessing name or 'none' (default: run config)")
     parser.add_argument("--equalize", help="hist, clahe or none (default: run config)")
     parser.add_argument("--batch-size", type=int, default=8, help="images predicted at a time (default: 8)")
+    parser.add_argument("--flip-tta", action="store_true",
+                        help="test-time augmentation: average with the prediction of the mirrored image")
+    parser.add_argument("--postprocess", action="store_true",
+                        help="lung post-processing: keep the two largest components of each mask, fill holes")
     parser.add_argument("--image-root", help="folder of the images (default: as the COCO file says)")
 
 

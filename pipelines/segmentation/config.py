@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from cococxr.augment_names import parse_augment
 from cococxr.config import option
 from cococxr.configs import recipe_path
 from cococxr.errors import ConfigError
@@ -58,8 +59,10 @@ class SegmentationConfig:
     preprocessing: str | None = option(None, "backbone name whose input normalisation to apply "
                                              "(needs --channels 3; default: scale to 0..1)")
     equalize: str | None = option(None, "histogram equalisation", choices=("hist", "clahe"))
-    augment: str | None = option("light", "joint image+mask augmentation (none to disable)",
-                                 choices=("light", "medium"))
+    augment: str | None = option("light", "joint image+mask augmentation: a preset (light, medium), levers "
+                                          "(exposure, noise, blur, rotate, zoom, letterbox, text) or both joined "
+                                          "by '+', e.g. light+letterbox+exposure (none to disable)",
+                                 parse=parse_augment, metavar="PRESET[+LEVER]")
     loss: str = option("bce_dice", "loss", choices=LOSSES)
     optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
     lr: float = option(1e-3, "initial learning rate")

@@ -20,17 +20,21 @@ from cococxr.pipelines.engine.cards import input_spec
 from cococxr.pipelines.engine.evaluation import (METRICS_FILE, OVERLAY_DIR, PER_IMAGE_FILE, evaluation_image_ids,
                                                  format_metrics, score_predictions, write_overlays,
                                                  write_per_image_csv)
+from cococxr.pipelines.engine.robustness import (group_dice, lung_qc, postprocess_probabilities,
+                                                 write_qc_overlay)
 from cococxr.pipelines.engine.runs import write_json
 from cococxr.pipelines.engine.segmenter import load_segmentation_model, predict_probabilities
 from cococxr.pipelines.engine.timing import InferenceTimer
 from cococxr.pipelines.segmentation.arguments import split_names
+
+QC_DIR = "qc"
 
 
 def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None, out=None,
                           metric: str | None = None, threshold: float = 0.5, batch_size: int = 8,
                           overlays: int = 4, include_empty: bool = False, input_size=None,
                           channels=None, preprocessing=None, equalize=None,
-                          progress: bool = True) -> dict:
+                          progress: bool = True, flip_tta: bool = False, postprocess: bool = False) -> dict:
     """Evaluate a segmentation model on a COCO file at the images' original resolution.
 
     Args:
@@ -47,10 +51,15 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
         include_empty: also evaluate images without any mask of ``classes``.
         input_size, channels, preprocessing, equalize: override the run config.
         progress: show a progress bar.
+        flip_tta: average each prediction with that of the mirrored image.
+        postprocess: keep the two largest components of each mask and fill its holes.
 
     Returns:
         The metrics (also written to ``out/metrics.json``), with ``ms_per_image`` (model
-        time only) and ``params``.
+        time only), ``params``, ``per_group`` (Dice per view / source / finding, where
+        the image records carry those keys) and ``qc`` (the images whose predicted lungs
+        look implausible, see :func:`cococxr.pipelines.engine.robustness.lung_qc`; their
+        overlays go to ``out/qc/``).
     """
     model, path = load_segmentation_model(model_or_path)
     spec = input_spec(model, path, classes=classes, input_size=input_size, channels=channels,
@@ -59,15 +68,37 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
         coco = CocoDataset(coco.dataset if isinstance(coco, CocoDataset) else coco, image_root)
     image_ids = evaluation_image_ids(coco, spec.classes, include_empty)
     timer = InferenceTimer()
-    predictions = predict_probabilities(model, coco, spec, image_ids, batch_size, timer, progress)
-    evaluation = score_predictions(coco, spec.classes, predictions, threshold=threshold, metric=metric)
-    metrics = {**evaluation.metrics, "ms_per_image": timer.ms_per_image, "params": int(model.count_params())}
+    predictions = predict_probabilities(model, coco, spec, image_ids, batch_size, timer, progress, flip_tta)
+    qc: dict = {}
+    evaluation = score_predictions(coco, spec.classes, _checked(predictions, threshold, postprocess, qc),
+                                   threshold=threshold, metric=metric)
+    flagged = [{"image_id": i, "file_name": coco.imgs[i].get("file_name"), **{k: v for k, v in q.items()
+                                                                              if k != "mask"}}
+               for i, q in qc.items() if q["reasons"]]
+    metrics = {**evaluation.metrics, "ms_per_image": timer.ms_per_image, "params": int(model.count_params()),
+               "flip_tta": flip_tta, "postprocess": postprocess,
+               "per_group": group_dice(evaluation.per_image, coco.imgs),
+               "qc": [{**f, "reasons": "; ".join(f["reasons"])} for f in flagged]}
     if out is not None:
         out = Path(out)
         write_per_image_csv(evaluation.per_image, out / PER_IMAGE_FILE)
         write_overlays(coco, evaluation, spec.classes, out / OVERLAY_DIR, overlays)
+        for row in flagged:
+            write_qc_overlay(coco.image_path(row["image_id"]), qc[row["image_id"]]["mask"],
+                             f"QC: {row['reasons'][0]}", out / QC_DIR / f"{Path(str(row['file_name'])).stem}.png")
         write_json(out / METRICS_FILE, metrics)
     return metrics
+
+
+def _checked(predictions, threshold: float, postprocess: bool, qc: dict):
+    """Pass predictions on (post-processed if asked), measuring each union of classes into ``qc``."""
+    for image_id, prob in predictions:
+        if postprocess:
+            prob = postprocess_probabilities(prob, threshold)
+        mask = (prob > threshold).any(axis=2)
+        check = lung_qc(mask)
+        qc[image_id] = {**check, "mask": mask if check["reasons"] else None}  # only flagged masks are kept
+        yield image_id, prob
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,8 +107,15 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.coco, classes=split_names(args.classes), image_root=args.image_root,
         out=args.out, metric=args.metric, threshold=args.threshold, batch_size=args.batch_size,
         overlays=args.overlays, include_empty=args.include_empty, input_size=args.input_size,
-        channels=args.channels, preprocessing=args.preprocessing, equalize=args.equalize)
+        channels=args.channels, preprocessing=args.preprocessing, equalize=args.equalize,
+        flip_tta=args.flip_tta, postprocess=args.postprocess)
     print(format_metrics(metrics))
+    for key, values in metrics["per_group"].items():
+        print(f"Dice by {key}: " + ", ".join(f"{v} {m['dice']:.4f} ({m['images']})" for v, m in values.items()))
+    print(f"QC: {len(metrics['qc'])} image(s) with implausible lungs"
+          + (f" (overlays in {Path(args.out) / QC_DIR})" if metrics["qc"] else ""))
+    for row in metrics["qc"]:
+        print(f"  {row['file_name']}: {row['reasons']}")
     print(f"-> {Path(args.out) / METRICS_FILE}")
     return 0
 

@@ -32,6 +32,7 @@ from cococxr.io import write_png
 from cococxr.metrics import masks_to_coco_results
 from cococxr.pipelines.engine.cards import input_spec
 from cococxr.pipelines.engine.images import collect_images, files_coco, is_coco_input
+from cococxr.pipelines.engine.robustness import postprocess_probabilities
 from cococxr.pipelines.engine.runs import write_json
 from cococxr.pipelines.engine.segmenter import load_segmentation_model, predict_probabilities
 from cococxr.pipelines.segmentation.arguments import MASK_FORMATS, split_names
@@ -83,7 +84,7 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
                          mask_format: str = "binary", threshold: float = 0.5, batch_size: int = 8,
                          chunk: int = 256, recursive: bool = False, image_root=None, classes=None,
                          input_size=None, channels=None, preprocessing=None, equalize=None,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, flip_tta: bool = False, postprocess: bool = False) -> dict:
     """Predict masks for images and write them.
 
     Args:
@@ -100,6 +101,8 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
         image_root: image folder of a COCO input.
         classes, input_size, channels, preprocessing, equalize: override the run config.
         progress: show progress bars.
+        flip_tta: average each prediction with that of the mirrored image.
+        postprocess: keep the two largest components of each mask and fill its holes.
 
     Returns:
         ``{"images": n, "mask_files": n, "coco_out": path or None, "classes": [...]}``.
@@ -117,7 +120,10 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
     for coco, ids in _chunks(inputs, spec.classes, chunk, recursive, image_root):
         root = coco.image_root
         cat_ids = [coco.cat_id(name) for name in spec.classes]
-        for image_id, prob in predict_probabilities(model, coco, spec, ids, batch_size, progress=progress):
+        for image_id, prob in predict_probabilities(model, coco, spec, ids, batch_size, progress=progress,
+                                                    flip_tta=flip_tta):
+            if postprocess:
+                prob = postprocess_probabilities(prob, threshold)
             record = coco.imgs[image_id]
             n_images += 1
             if out is not None and mask_format != "none":
@@ -139,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.images, args.out, coco_out=args.coco_out, mask_format=args.mask_format,
         threshold=args.threshold, batch_size=args.batch_size, recursive=args.recursive,
         image_root=args.image_root, classes=split_names(args.classes), input_size=args.input_size,
-        channels=args.channels, preprocessing=args.preprocessing, equalize=args.equalize)
+        channels=args.channels, preprocessing=args.preprocessing, equalize=args.equalize,
+        flip_tta=args.flip_tta, postprocess=args.postprocess)
     print(f"{summary['images']} image(s): {summary['mask_files']} mask file(s) in {args.out}"
           + (f", COCO JSON {summary['coco_out']}" if summary["coco_out"] else ""))
     return 0
