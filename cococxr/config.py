@@ -172,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser, schema) -> None:
         elif typing.get_origin(base) is list and meta.get("parse") is None:
             kwargs["nargs"] = "+"
         if meta.get("positional"):
-            if not meta.get("required"):
+            if not meta.get("required") and "nargs" not in kwargs and "action" not in kwargs:
                 kwargs.update(nargs="?", default=_default(f))
             parser.add_argument(f.name, **kwargs)
             continue

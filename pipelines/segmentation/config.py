@@ -59,14 +59,14 @@ class SegmentationConfig:
     preprocessing: str | None = option(None, "backbone name whose input normalisation to apply "
                                              "(needs --channels 3; default: scale to 0..1)")
     equalize: str | None = option(None, "histogram equalisation", choices=("hist", "clahe"))
-    augment: str | None = option("light", "joint image+mask augmentation: a preset (light, medium), levers "
+    augment: str | None = option("light+letterbox+exposure", "joint image+mask augmentation: a preset (light, medium), levers "
                                           "(exposure, noise, blur, rotate, zoom, letterbox, text) or both joined "
                                           "by '+', e.g. light+letterbox+exposure (none to disable)",
                                  parse=parse_augment, metavar="PRESET[+LEVER]")
     loss: str = option("bce_dice", "loss", choices=LOSSES)
     optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
     lr: float = option(1e-3, "initial learning rate")
-    epochs: int = option(40, "maximum number of epochs")
+    epochs: int = option(100, "maximum number of epochs (early stopping usually ends sooner)")
     batch_size: int = option(8, "global batch size (split between replicas by a strategy)")
     steps_per_epoch: int | None = option(None, "training batches per epoch (default: one pass)")
     validation_steps: int | None = option(None, "validation batches per epoch (default: one pass)")
