@@ -29,7 +29,7 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint, parallel_map
 from .nifti_cases import NiftiCase, find_cases
 from .volume_records import (CaseResult, Category, SliceResult, assemble_volumes, label_slice_annotations,
-                             slice_file_name, write_slice_png)
+                             out_images_option, out_json_option, slice_file_name, write_slice_png)
 
 MAX_LISTED = 10
 
@@ -42,10 +42,8 @@ class NiftiOptions:
                                    "(imagesTr/, labelsTr/, dataset.json)", positional=True, required=True)
     labels: PathArg | None = option(None, "label .nii(.gz) or folder of label volumes (for a file or a plain "
                                           "image folder)", positional=True)
-    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True,
-                                 role="output")
-    out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
-                                      required=True, role="output")
+    out: PathArg | None = out_json_option()
+    out_images: PathArg | None = out_images_option()
     label_map: PathArg | None = option(None, "label value -> name: JSON {\"1\": \"spleen\"} or {\"spleen\": 1}, a "
                                    "dataset.json, CSV/TSV or 'value name' lines (default: the dataset.json's "
                                    "labels, else label_<value>)")

@@ -22,19 +22,16 @@ from cococxr.volumes.staging import StagedFolder
 from .common import ConversionReport, image_root_hint
 from .rtstruct_read import MAX_LISTED, place_contours, read_rtstruct
 from .series_slices import case_id_for, convert_series, match_series
-from .volume_records import Category, assemble_volumes
+from .volume_records import Category, assemble_volumes, out_images_option, out_json_option, series_folder_option
 
 
 @dataclass
 class RtstructOptions:
     """Options of :func:`convert_rtstruct` and ``cococxr convert rtstruct``."""
 
-    folder: PathArg = option(None, "folder searched recursively for the image series and RTSTRUCT files",
-                             positional=True, required=True)
-    out: PathArg | None = option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True,
-                                 role="output")
-    out_images: PathArg | None = option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png",
-                                      required=True, role="output")
+    folder: PathArg = series_folder_option("RTSTRUCT")
+    out: PathArg | None = out_json_option()
+    out_images: PathArg | None = out_images_option()
     rtstruct: list[PathArg] | None = option(None, "RTSTRUCT file(s) outside the folder (default: those found in it)",
                                             role="input")
     window: str | None = option(None, "8-bit PNGs through a CT window: lung, mediastinum, abdomen, bone, brain or "

@@ -19,6 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from cococxr.coco import CocoBuilder, CocoDataset
+from cococxr.config import option
 from cococxr.errors import ConversionError
 from cococxr.rle import coco_rle_encode
 
@@ -57,6 +58,23 @@ class Category:
     supercategory: str = "anatomy"
     extra: tuple[tuple[str, object], ...] = ()
 
+
+
+# The output options every volume converter shares, in their --help order.
+def out_json_option():
+    """``--out/-o``: the COCO JSON written (required, also from Python)."""
+    return option(None, "COCO JSON file to write (atomically)", flags=("--out", "-o"), required=True, role="output")
+
+
+def out_images_option():
+    """``--out-images``: the folder of slice PNGs."""
+    return option(None, "folder for the slice PNGs, <case_id>/<axis>_<index>.png", required=True, role="output")
+
+
+def series_folder_option(what: str):
+    """The positional folder searched for image series and ``what`` files."""
+    return option(None, f"folder searched recursively for the image series and {what} files", positional=True,
+                  required=True)
 
 
 def safe_case_id(text: str) -> str:
@@ -154,7 +172,8 @@ def assemble_volumes(cases: list[CaseResult], categories: list[Category], report
     return dataset
 
 
-__all__ = ["CaseResult", "Category", "SliceResult", "assemble_volumes", "label_slice_annotations",
+__all__ = ["CaseResult", "Category", "SliceResult", "assemble_volumes", "label_slice_annotations", "out_images_option",
+           "out_json_option", "series_folder_option",
            "mask_geometry",
            "safe_case_id",
            "slice_file_name", "write_slice_png"]
