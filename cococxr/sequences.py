@@ -8,7 +8,6 @@ do not depend on how many worker threads Keras uses. See docs/sequences.md.
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
@@ -20,12 +19,9 @@ from cococxr.coco import CocoDataset
 from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, RLEError
 from cococxr.io import read_image, to_float01
 from cococxr.masks import annotations_to_channels, annotations_to_label_map
-from cococxr.preprocess import apply_mask, clahe, equalize_hist, resize_image, to_gray
+from cococxr.model_input import ModelInput, input_size_pair
 from cococxr.sampling import BalancedSampler, ShuffledSampler
 
-_EQUALIZERS = {"hist": equalize_hist, "clahe": clahe}
-#: What 1.0 is for each integer image type (float images are already in 0..1).
-_DTYPE_MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 #: Errors of one item that ``on_error="skip"`` recovers from (bad file, bad annotation).
 _ITEM_ERRORS = (ImageReadError, CocoFormatError, RLEError)
 
@@ -47,33 +43,9 @@ def _check_choice(name: str, value, choices) -> None:
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
-def _input_size(size) -> tuple[int, int]:
-    """``(height, width)`` from an int or a pair of positive ints."""
-    if isinstance(size, (int, np.integer)):
-        size = (size, size)
-    try:
-        height, width = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ConfigError(f"input_size must be an int or (height, width), got {size!r}") from None
-    if height < 1 or width < 1:
-        raise ConfigError(f"input_size must be positive, got {size!r}")
-    return height, width
-
-
-def _preprocessing_fn(preprocessing, channels: int) -> Callable | None:
-    """The function applied to 0..255 float inputs: None, a callable, or a backbone's."""
-    if preprocessing is None or callable(preprocessing):
-        return preprocessing
-    if not isinstance(preprocessing, str):
-        raise ConfigError(f"preprocessing must be None, a backbone name or a callable, got {preprocessing!r}")
-    if channels != 3:
-        raise ConfigError(f"preprocessing={preprocessing!r} normalises RGB channels: use channels=3")
-    import segmentation_models as sm  # deferred: loads its backbone zoo; needed only for a backbone's preprocessing
-
-    try:
-        return sm.get_preprocessing(preprocessing)
-    except ValueError as exc:
-        raise ConfigError(f"preprocessing: {exc}") from None
+def is_lung_masker(value) -> bool:
+    """True for a lung masker: an object with ``mask_images(images, size)`` (decoded images in)."""
+    return callable(getattr(value, "mask_images", None))
 
 
 def _category_ids(coco: CocoDataset, names: Sequence[str], what: str) -> list[int]:
@@ -107,12 +79,9 @@ class _CocoSequence(keras.utils.Sequence):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
-        self.input_size = _input_size(input_size)
-        _check_choice("channels", channels, (1, 3))
-        self.channels = channels
-        self._preprocess = _preprocessing_fn(preprocessing, channels)
-        _check_choice("equalize", equalize, (None, *_EQUALIZERS))
-        self.equalize = equalize
+        #: the one model-input path (cococxr.model_input) every caller shares
+        self.model_input = ModelInput(input_size, channels, equalize, preprocessing)
+        self.input_size, self.channels, self.equalize = input_size_pair(input_size), channels, equalize
         self._augmenter = None
         if augment is not None:
             # albumentations imports torch when it is installed (~0.5 GB): load it only when used
@@ -131,7 +100,7 @@ class _CocoSequence(keras.utils.Sequence):
         self._lock = threading.Lock()
         self._failed: dict = {}
         self._skipped = 0
-        self._enqueuer_advanced = False
+        self._pending_thread = None
 
     # ------------------------------------------------------------------ selection
     def _select_ids(self, image_ids) -> list:
@@ -157,16 +126,18 @@ class _CocoSequence(keras.utils.Sequence):
     def on_epoch_end(self) -> None:
         """Advance one epoch; batches are reshuffled from ``(seed, epoch)``.
 
-        With ``workers > 1``, tf-keras calls this twice at the end of an epoch: from its
-        ``OrderedEnqueuer`` thread, then from ``fit`` after stopping that enqueuer. The
-        second call of such a pair is ignored, so ``workers=1`` and ``workers=2`` see
-        the same epochs.
+        With ``workers > 1``, tf-keras may call this twice at the end of an epoch: from
+        its ``OrderedEnqueuer`` thread, then from ``fit`` after stopping that enqueuer.
+        A call from another thread than the call just before it completes that pair and
+        is ignored, so ``workers=1`` and ``workers=2`` see the same epochs (calls from
+        one thread always advance).
         """
-        from_enqueuer = isinstance(sys._getframe(1).f_locals.get("self"), keras.utils.OrderedEnqueuer)
-        if self._enqueuer_advanced and not from_enqueuer:
-            self._enqueuer_advanced = False
-            return
-        self._enqueuer_advanced = from_enqueuer
+        caller = threading.get_ident()
+        with self._lock:
+            pending, self._pending_thread = self._pending_thread, caller
+            if pending is not None and pending != caller:
+                self._pending_thread = None
+                return
         self.set_epoch(self.epoch + 1)
 
     def __len__(self) -> int:
@@ -204,15 +175,14 @@ class _CocoSequence(keras.utils.Sequence):
 
     # --------------------------------------------------------------- per item
     def _read(self, image_id) -> np.ndarray:
-        """Decode an image (gray for ``channels=1``); errors name the image id and file."""
+        """Decode an image as stored; errors name the image id and file."""
         path = self._paths.get(image_id)
         if path is None:  # resolving and checking a path takes ~0.06 ms: do it once per image
             path = self._paths[image_id] = self.coco.image_path(image_id)
         try:
-            image = read_image(path)
+            return read_image(path)
         except ImageReadError as exc:
             raise ImageReadError(f"image id {image_id}: {exc}") from exc
-        return to_gray(image) if self.channels == 1 and image.ndim == 3 else image
 
     def _native_size(self, image_id, image: np.ndarray) -> tuple[int, int]:
         """The record's (height, width), checked against the decoded image."""
@@ -223,10 +193,6 @@ class _CocoSequence(keras.utils.Sequence):
                                   f"{image.shape[0]}x{image.shape[1]} pixels but its COCO record says "
                                   f"{size[0]}x{size[1]}; its masks would not line up")
         return size
-
-    def _equalize(self, image: np.ndarray) -> np.ndarray:
-        """Apply the ``equalize`` method (if any)."""
-        return _EQUALIZERS[self.equalize](image) if self.equalize else image
 
     def _prepared(self, example: int):
         """``_prepare`` of an example's image, through the cache when enabled."""
@@ -293,20 +259,8 @@ class _CocoSequence(keras.utils.Sequence):
         return self._augmenter(image, mask, seed=self._item_seed(epoch, position))
 
     def _inputs(self, images: Sequence[np.ndarray], *, preprocess: bool = True) -> np.ndarray:
-        """X: float32 ``(B, H, W, channels)`` in 0..1, or the preprocessing applied to 0..255.
-
-        Each image (uint8, uint16, or float in 0..1; one channel or ``channels``) is scaled
-        straight into the batch array, a gray channel broadcast to three.
-        """
-        preprocess = preprocess and self._preprocess is not None
-        x = np.empty((len(images), *self.input_size, self.channels), np.float32)
-        for out, image in zip(x, images):
-            if self.channels == 3 and (image.ndim == 2 or image.shape[2] == 1):
-                # cv2 repeats the channel in one pass; numpy broadcasting to 3 is ~3x slower
-                image = cv2.cvtColor(image.reshape(self.input_size), cv2.COLOR_GRAY2RGB)
-            scale = np.float32((255 if preprocess else 1) / _DTYPE_MAX.get(image.dtype, 1))
-            np.multiply(image.reshape(out.shape), scale, out=out)
-        return np.asarray(self._preprocess(x), dtype=np.float32) if preprocess else x
+        """X of a batch: :meth:`cococxr.model_input.ModelInput.batch`."""
+        return self.model_input.batch(images, preprocess=preprocess)
 
     # ---------------------------------------------------------------- tf.data
     def as_tf_dataset(self, num_parallel_calls: int = tf.data.AUTOTUNE) -> "tf.data.Dataset":
@@ -433,7 +387,7 @@ class CocoSegmentationSequence(_CocoSequence):
             rasterise = annotations_to_label_map if self.mask_mode == "sparse" else annotations_to_channels
             mask = rasterise(self._anns[image_id], height, width, self.cat_ids, size=self.input_size,
                              validated=self.coco.validated)
-        return resize_image(self._equalize(image), self.input_size), mask
+        return self.model_input.prepare(image), mask
 
     def _item(self, example: int, epoch: int, position: int) -> tuple:
         """``(image, mask)`` (or ``(image,)`` for "predict") of one item at input size, unscaled."""
@@ -491,10 +445,13 @@ class CocoClassificationSequence(_CocoSequence):
             (:class:`~cococxr.sampling.BalancedSampler`).
         label_mode: ``"onehot"`` (float32 ``(B, n_classes)``) or ``"int"`` (int32 ``(B,)``).
         mask_with: None; ``"coco"``: multiply each image by the union of its
-            ``mask_classes`` masks from the COCO file; or a callable taking a float32
-            batch ``(B, H, W, channels)`` in 0..1 and returning masks ``(B, H, W[, 1])``
-            (kept where > 0.5), e.g. ``seg_model.predict_on_batch``. The masked image is
-            equalised again when ``equalize`` is set.
+            ``mask_classes`` masks from the COCO file; a lung masker (an object with
+            ``mask_images(decoded images, size) -> (B, *size)``, such as
+            :class:`cococxr.pipelines.engine.segmenter.LungMasker`), given each decoded
+            image so that its model is fed as in its own training; or a callable taking
+            this Sequence's float32 batch ``(B, H, W, channels)`` in 0..1 and returning
+            masks ``(B, H, W[, 1])``, e.g. ``seg_model.predict_on_batch``. Masks are kept
+            where > 0.5; the masked image is equalised again when ``equalize`` is set.
         mask_classes: category names of the masks for ``mask_with="coco"``.
         preprocessing, equalize, augment, subset, shuffle, seed, image_ids, drop_last,
         image_root, on_error, cache: as for :class:`CocoSegmentationSequence`
@@ -549,8 +506,8 @@ class CocoClassificationSequence(_CocoSequence):
 
     def _set_mask_source(self, mask_with, mask_classes) -> None:
         """Check ``mask_with``; for "coco", index the mask annotations of every image."""
-        if not (mask_with in (None, "coco") or callable(mask_with)):
-            raise ConfigError(f"mask_with must be None, 'coco' or a callable, got {mask_with!r}")
+        if not (mask_with in (None, "coco") or callable(mask_with) or is_lung_masker(mask_with)):
+            raise ConfigError(f"mask_with must be None, 'coco', a lung masker or a callable, got {mask_with!r}")
         self.mask_with = mask_with
         if mask_with != "coco":
             return
@@ -569,14 +526,22 @@ class CocoClassificationSequence(_CocoSequence):
         return self._pools[self._members[example]]
 
     def _prepare(self, image_id) -> np.ndarray:
-        """Decoded, equalised, resized image; with ``mask_with="coco"`` masked and re-equalised."""
+        """The model input of one image (unscaled); masked and equalised again with ``mask_with``.
+
+        A lung masker (an object with ``mask_images``) is given the decoded image itself,
+        so its own model sees exactly what that model saw in training.
+        """
         image = self._read(image_id)
+        prepared = self.model_input.prepare(image)
+        if is_lung_masker(self.mask_with):
+            mask = np.asarray(self.mask_with.mask_images([image], self.input_size))[0]
+            return self.model_input.masked(prepared, (mask > 0.5).astype(np.uint8))
         if self.mask_with != "coco":
-            return resize_image(self._equalize(image), self.input_size)
+            return prepared
         height, width = self._native_size(image_id, image)
         mask = annotations_to_channels(self._mask_anns[image_id], height, width, self._mask_cat_ids,
                                        size=self.input_size, validated=self.coco.validated).max(axis=2)
-        return self._equalize(apply_mask(resize_image(self._equalize(image), self.input_size), mask))
+        return self.model_input.masked(prepared, mask)
 
     def _item(self, example: int, epoch: int, position: int) -> tuple:
         """``(image, label)`` (or ``(image,)`` for "predict") of one item at input size, unscaled."""
@@ -594,8 +559,8 @@ class CocoClassificationSequence(_CocoSequence):
         return x, np.eye(len(self.classes), dtype=np.float32)[label]
 
     def _batch(self, examples: np.ndarray, epoch: int, first: int):
-        """As the base class; with a callable ``mask_with``, mask the whole batch at once."""
-        if not callable(self.mask_with):
+        """As the base class; with a plain callable ``mask_with``, mask the whole batch at once."""
+        if not callable(self.mask_with) or is_lung_masker(self.mask_with):
             return super()._batch(examples, epoch, first)
         prepared = [self._safe_prepared(int(ex), epoch, first + j) for j, ex in enumerate(examples)]
         batch = self._inputs([image for _, image in prepared], preprocess=False)
@@ -607,15 +572,15 @@ class CocoClassificationSequence(_CocoSequence):
                               f"(or with a trailing 1) for input {batch.shape}")
         items = []
         for j, ((used, image), mask) in enumerate(zip(prepared, masks)):
-            image = self._equalize(apply_mask(image, (mask > 0.5).astype(np.uint8)))
+            image = self.model_input.masked(image, (mask > 0.5).astype(np.uint8))
             items.append(self._finish(used, image, epoch, first + j))
         return self._collate(items)
 
     def _item_specs(self) -> list[tuple]:
         """``(dtype, shape)`` of each part of one item."""
-        if callable(self.mask_with):
-            raise ConfigError("as_tf_dataset does not support a callable mask_with (it masks whole "
-                              "batches); use the Sequence itself")
+        if callable(self.mask_with) or is_lung_masker(self.mask_with):
+            raise ConfigError("as_tf_dataset does not support a model as mask_with (it runs a model "
+                              "inside the input pipeline); use the Sequence itself")
         if self.subset == "predict":
             return [self._input_spec()]
         if self.label_mode == "int":
@@ -666,4 +631,4 @@ class DataGeneratorFromCocoJson(CocoSegmentationSequence):
                          image_ids=image_ids, **kwargs)
 
 
-__all__ = ["CocoClassificationSequence", "CocoSegmentationSequence", "DataGeneratorFromCocoJson"]
+__all__ = ["CocoClassificationSequence", "CocoSegmentationSequence", "DataGeneratorFromCocoJson", "is_lung_masker"]

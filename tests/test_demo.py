@@ -81,7 +81,10 @@ def test_quick_demo_models_load_where_the_app_looks(quick_demo):
     assert quick_demo["seg_model"] == str(layout.seg_model) and quick_demo["cls_model"] == str(layout.cls_model)
     seg = load_model(layout.seg_model, compile=False)
     assert seg.input_shape[1:3] == (QUICK_RECIPE.seg_size, QUICK_RECIPE.seg_size)
-    assert json.loads((layout.models / "config.json").read_text())["classes"] == ["lung"]
+    card = json.loads((layout.models / "segmentation.cococxr.json").read_text())
+    assert card["task"] == "segmentation" and card["classes"] == ["lung"]
+    assert card["input"]["input_size"] == [QUICK_RECIPE.seg_size] * 2
+    assert not (layout.models / "config.json").exists()  # each model has its own card: models share the folder
     cls = load_model(layout.cls_model, compile=False)
     sidecar = read_sidecar(layout.cls_model)
     assert cls.output_shape[-1] == len(sidecar.class_names) == 2

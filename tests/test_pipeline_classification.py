@@ -12,6 +12,7 @@ import pytest
 
 from cococxr.coco import STRATIFY_BY_LABELS, CocoDataset
 from cococxr.errors import ConfigError
+from cococxr.io import read_image
 from cococxr.pipelines.classification.config import ClassificationConfig
 from cococxr.pipelines.classification.labels import merge_labels, resolve_classes
 from cococxr.config import add_config_arguments, config_from_args
@@ -103,11 +104,25 @@ def test_sidecar_round_trip_and_decision_rule(tmp_path):
     np.testing.assert_array_equal(decide(probs), [1, 2, 0])
     np.testing.assert_array_equal(decide(probs, 0, 0.2), [0, 2, 0])  # COVID at p >= 0.2, else the likelier rest
     data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "threshold": 1.5}))
+    assert data["format"] == "cococxr-model/1" and data["task"] == "classifier"
+    assert data["classes"] == sidecar.class_names
+    assert data["input"] == {"input_size": [64, 64], "channels": 1, "equalize": "hist", "preprocessing": None}
+    path.write_text(json.dumps({**data, "details": {**data["details"], "threshold": 1.5}}))
     with pytest.raises(ConfigError, match="within 0..1"):
         read_sidecar(tmp_path / "model.h5")
-    with pytest.raises(ConfigError, match="sidecar that 'cococxr train classifier' writes"):
+    with pytest.raises(ConfigError, match="model card that 'cococxr train classifier' writes"):
         read_sidecar(tmp_path / "other.h5")
+
+
+def test_a_sidecar_written_by_an_earlier_version_still_loads(tmp_path):
+    legacy = {"format": "cococxr-classifier/1", "class_names": ["COVID", "other"], "class_spec": "COVID=a;other=*",
+              "groups": {"COVID": ["a"], "other": ["b"]}, "input_size": 96, "channels": 3, "equalize": "clahe",
+              "mask_with": "coco", "mask_classes": ["lung"], "positive_class": "COVID", "threshold": 0.3,
+              "tuning": {"mode": "f1"}}
+    (tmp_path / "model.cococxr.json").write_text(json.dumps(legacy))
+    assert read_sidecar(tmp_path / "model.h5") == ClassifierSidecar(
+        ["COVID", "other"], "COVID=a;other=*", {"COVID": ["a"], "other": ["b"]}, 96, channels=3,
+        equalize="clahe", mask_with="coco", positive_class="COVID", threshold=0.3, tuning={"mode": "f1"})
 
 
 # ---------------------------------------------------------------- tiny real runs
@@ -283,11 +298,11 @@ def test_mask_with_coco_and_a_seg_model_zero_what_the_model_sees_outside_the_lun
     masker = mask_source(str(seg_model), ["lung"])
     assert isinstance(masker, LungMasker)
     seq = classifier_sequence(coco, sidecar, masker=masker, batch_size=4)
-    plain = classifier_sequence(coco, sidecar, batch_size=4)[0][0]
     x = seq[0][0]
-    kept = masker(plain)[..., None] > 0.5
-    np.testing.assert_array_equal(masker(plain)[..., None] > 0.5, kept)  # remembered, not re-predicted
-    assert len(masker._cache) == len({image.tobytes() for image in plain})
+    decoded = [read_image(coco.image_path(i)) for i in seq.batch_image_ids(0)]
+    kept = masker.mask_images(decoded, (64, 64))[..., None] > 0.5
+    assert len(masker._cache) == 4  # the Sequence's masks were remembered, not predicted again
+    np.testing.assert_array_equal(masker.mask_images(decoded, (64, 64))[..., None] > 0.5, kept)
     assert not x[~kept].any() and x[kept].any() and (~kept).any()
 
 

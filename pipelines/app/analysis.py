@@ -141,7 +141,7 @@ def _segment(masker, coco, image_id: int) -> np.ndarray:
     return (probs > MASK_THRESHOLD).astype(np.uint8)
 
 
-def _classify(models: Models, coco, image_id: int) -> tuple[np.ndarray, dict]:
+def classify(models: Models, coco, image_id: int) -> tuple[np.ndarray, dict]:
     """What the classifier saw ``(S, S, C)`` and its ``prediction_rows`` row."""
     sequence = classifier_sequence(coco, models.sidecar, masker=models.classifier_masker(), subset="predict",
                                    batch_size=1, image_ids=[image_id])
@@ -180,7 +180,7 @@ def _add_segmentation(result: Analysis, image: np.ndarray, masker, builder, imag
 
 def _add_classification(result: Analysis, models: Models, coco, image_id: int, lung: np.ndarray | None) -> int:
     """Classify and explain into ``result``; return the index of the decided class."""
-    seen, row = _classify(models, coco, image_id)
+    seen, row = classify(models, coco, image_id)
     sidecar = models.sidecar
     result.probabilities = {name: row[f"prob_{name}"] for name in sidecar.class_names}
     result.positive_class, result.threshold = sidecar.positive_class, sidecar.threshold
@@ -265,5 +265,5 @@ def sample_bytes(name: str) -> bytes:
     return (resources.files("cococxr.sample") / "images" / name).read_bytes()
 
 
-__all__ = ["MASK_THRESHOLD", "DISPLAY_SIZE", "Models", "load_models", "Analysis", "fit_display", "analyze_image",
+__all__ = ["MASK_THRESHOLD", "DISPLAY_SIZE", "Models", "load_models", "Analysis", "fit_display", "classify", "analyze_image",
            "stored_upload", "analyze_upload", "sample_images", "sample_bytes"]

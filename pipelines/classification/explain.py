@@ -32,7 +32,7 @@ from cococxr.atomic import atomic_open
 from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError
 from cococxr.explain import grad_cam, grad_cam_plus_plus, in_mask_energy_share, last_conv_layer, overlay_heatmap
-from cococxr.io import read_mask
+from cococxr.io import read_image, read_mask
 from cococxr.masks import annotations_to_channels
 from cococxr.paths import safe_join
 from cococxr.pipelines.classification.config import GRADCAM_METHODS
@@ -96,10 +96,15 @@ def _coco_masks(mask_coco, coco, mask_classes, size: int):
     return masks
 
 
-def _model_masks(masker):
-    """Lung masks predicted by a :class:`~cococxr.pipelines.engine.segmenter.LungMasker`."""
+def _model_masks(masker, coco, size: int):
+    """Lung masks predicted by a :class:`~cococxr.pipelines.engine.segmenter.LungMasker`.
+
+    The masker reads each decoded image, as the classifier's Sequence gives it (so the
+    outline is the mask the classifier was shown).
+    """
     def masks(image_ids, batch):
-        return list((masker(batch) > 0.5).astype(np.uint8))
+        images = [read_image(coco.image_path(image_id)) for image_id in image_ids]
+        return list((masker.mask_images(images, (size, size)) > 0.5).astype(np.uint8))
 
     return masks
 
@@ -116,9 +121,9 @@ def lung_source(sidecar, coco, *, masks_dir=None, mask_coco=None, seg_model=None
         return f"COCO file {mask_coco}", _coco_masks(CocoDataset(mask_coco, validate=False), coco,
                                                      sidecar.mask_classes, size)
     if seg_model is not None:
-        return f"segmentation model {seg_model}", _model_masks(LungMasker(seg_model, sidecar.mask_classes))
+        return f"segmentation model {seg_model}", _model_masks(LungMasker(seg_model, sidecar.mask_classes), coco, size)
     if isinstance(model_masker, LungMasker):
-        return f"segmentation model {sidecar.mask_with}", _model_masks(model_masker)
+        return f"segmentation model {sidecar.mask_with}", _model_masks(model_masker, coco, size)
     if sidecar.mask_with == "coco":
         return f"COCO file {coco.source}", _coco_masks(coco, coco, sidecar.mask_classes, size)
     return None, None

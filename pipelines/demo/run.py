@@ -15,8 +15,8 @@ Nine stages, each announced with a ``[k/9]`` line and its elapsed seconds:
 9. **report**: ``report.html`` (self-contained) and ``metrics.json``.
 
 Everything goes under ``--out`` (default ``cococxr-demo``); the two models go to
-``<out>/models/`` (``segmentation.h5`` with the ``config.json`` its input settings are read
-from, ``classifier.h5`` with its ``classifier.cococxr.json`` sidecar), where
+``<out>/models/`` (``segmentation.h5`` and ``classifier.h5``, each with its model card
+``<stem>.cococxr.json``), where
 ``cococxr app`` looks for them by default. Every stage reuses the pipeline function of the
 matching ``cococxr`` command (:mod:`cococxr.pipelines.demo.stages`; stage 9 is
 :mod:`cococxr.pipelines.demo.report`); this module runs them in order.

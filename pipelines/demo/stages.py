@@ -19,9 +19,8 @@ from cococxr.pipelines.classification.labels import label_categories
 from cococxr.pipelines.classification.train import train_classifier
 from cococxr.pipelines.demo.config import DemoConfig, input_folders
 from cococxr.pipelines.demo.recipe import Recipe
-from cococxr.pipelines.engine.cards import write_sidecar
+from cococxr.pipelines.engine.cards import card_path, write_sidecar
 from cococxr.pipelines.engine.layout import Layout
-from cococxr.pipelines.segmentation.config import CONFIG_FILE
 from cococxr.pipelines.segmentation.evaluate import evaluate_segmentation
 from cococxr.pipelines.segmentation.predict import predict_segmentation
 from cococxr.pipelines.segmentation.train import train_segmentation
@@ -80,7 +79,7 @@ def split(layout: Layout, seed: int) -> dict:
 
 # ---------------------------------------------------------------- stages 3-5: segmentation
 def train_lungs(layout: Layout, recipe: Recipe, seed: int) -> dict:
-    """Stage 3: train the lung U-Net, then publish it (and its config.json) in ``models/``."""
+    """Stage 3: train the lung U-Net, then publish it (and its model card) in ``models/``."""
     result = train_segmentation(
         train=str(layout.split_file("train")), val=str(layout.split_file("val")), classes=[MASK_CLASS],
         arch=recipe.seg_arch, filters=list(recipe.seg_filters), input_size=recipe.seg_size, augment="light",
@@ -89,7 +88,7 @@ def train_lungs(layout: Layout, recipe: Recipe, seed: int) -> dict:
         seed=seed, out=str(layout.seg_run), tensorboard=False, overlays=4, image_root=str(image_root(layout)))
     layout.models.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result["model"], layout.seg_model)
-    shutil.copyfile(layout.seg_run / CONFIG_FILE, layout.models / CONFIG_FILE)
+    shutil.copyfile(card_path(result["model"]), card_path(layout.seg_model))
     return result["metrics"]
 
 

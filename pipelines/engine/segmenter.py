@@ -7,8 +7,8 @@ Predictions are made at the model's input size; the probabilities are resized ba
 each image's original size with linear interpolation (``cv2.INTER_LINEAR``) and only then
 thresholded, so masks and metrics are at the original resolution.
 
-:class:`LungMasker` predicts the lungs of a classifier's batch (``mask_with`` a
-segmentation model file).
+:class:`LungMasker` predicts the lungs of the images a classifier's Sequence decodes
+(``mask_with`` a segmentation model file).
 """
 from __future__ import annotations
 
@@ -23,12 +23,11 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from cococxr._tf import tf
 from cococxr.errors import ConfigError
 from cococxr.models.io import load_model
 from cococxr.pipelines.engine.cards import InputSpec, input_spec
 from cococxr.pipelines.engine.timing import InferenceTimer
-from cococxr.preprocess import clahe, equalize_hist
+from cococxr.model_input import input_size_pair
 from cococxr.sequences import CocoSegmentationSequence
 
 
@@ -96,22 +95,22 @@ def predict_probabilities(model, coco, spec: InputSpec, image_ids: Iterable, bat
 
 
 class LungMasker:
-    """Lung probabilities of a batch from a segmentation model (the ``mask_with`` callable).
+    """Lung probabilities of decoded images from a segmentation model (a Sequence's ``mask_with``).
 
-    The batch (the classifier's input: float ``(B, H, W, C)`` in 0..1) is resized to the
-    segmentation model's input (bilinear), given its channel count, equalisation and
-    preprocessing as recorded in its run's ``config.json``, and predicted; the
-    probabilities of the chosen classes are united (maximum) and resized back.
+    Each decoded image is turned into the segmentation model's input by its card's
+    :class:`~cococxr.model_input.ModelInput` (the path its training used: gray if asked,
+    equalised at native size, resized, preprocessed), predicted, the probabilities of the
+    chosen classes united (maximum) and resized to the size asked (linear).
 
-    The maps are remembered (float16, least recently used first out) under a hash of the
-    image they were predicted from: the Sequence masks the same prepared image every
-    epoch (augmentation comes after masking), so the U-Net runs once per image.
+    The maps are remembered (float32, as predicted: a rounded copy would move pixels across
+    the 0.5 threshold; least recently used first out) under a hash of the decoded image and the size: a Sequence masks the same image every epoch
+    (augmentation comes after masking), so the U-Net runs once per image.
 
     Args:
         model_path: the segmentation model file (``.h5`` / ``.keras``).
         mask_classes: its classes united into the mask; when none of its class names is
             listed, a one-channel model's only channel is used.
-        cache_size: maps remembered (1024 maps of 224x224 take 100 MB).
+        cache_size: maps remembered (1024 maps of 224x224 take 200 MB).
 
     Raises:
         ConfigError: a several-channel model none of whose classes is in ``mask_classes``.
@@ -124,52 +123,37 @@ class LungMasker:
         n_out = int(self.model.output_shape[-1])
         try:
             self.spec = input_spec(self.model, path)
-        except ConfigError:  # no config.json beside it: name the channels
+        except ConfigError:  # no card beside it: name the channels
             self.spec = input_spec(self.model, path, classes=[f"channel_{k}" for k in range(n_out)])
+        self.model_input = self.spec.model_input()
         self.channels = [k for k, name in enumerate(self.spec.classes) if name in set(mask_classes)]
         if not self.channels and n_out == 1:
             self.channels = [0]
         if not self.channels:
             raise ConfigError(f"segmentation model {model_path} predicts {self.spec.classes}; none is in "
                               f"mask_classes {list(mask_classes)}")
-        self._preprocess = None
-        if self.spec.preprocessing:
-            import segmentation_models as sm  # deferred: loads its backbone zoo, needed for preprocessing only
 
-            self._preprocess = sm.get_preprocessing(self.spec.preprocessing)
-
-    def _model_input(self, batch: np.ndarray) -> np.ndarray:
-        x = tf.image.resize(batch, self.spec.input_size, method="bilinear").numpy().clip(0.0, 1.0)
-        if x.shape[3] != self.spec.channels:
-            x = np.repeat(x, 3, axis=3) if self.spec.channels == 3 else x.mean(axis=3, keepdims=True)
-        if self.spec.equalize:
-            equalizer = {"hist": equalize_hist, "clahe": clahe}[self.spec.equalize]
-            x = np.stack([equalizer(np.round(im * 255).astype(np.uint8)) for im in x]).astype(np.float32) / 255
-            x = x.reshape(len(batch), *self.spec.input_size, self.spec.channels)
-        if self._preprocess is not None:
-            x = np.asarray(self._preprocess(x * 255.0), np.float32)
-        return x.astype(np.float32)
-
-    def _predict(self, batch: np.ndarray) -> np.ndarray:
-        probs = np.asarray(self.model.predict_on_batch(self._model_input(batch)), np.float32)
+    def _predict(self, images: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+        probs = np.asarray(self.model.predict_on_batch(self.model_input(images)), np.float32)
         probs = probs[..., self.channels].max(axis=3, keepdims=True)
-        return tf.image.resize(probs, batch.shape[1:3], method="bilinear").numpy()[..., 0]
+        return [resize_probabilities(prob, *size)[..., 0] for prob in probs]
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Lung probabilities ``(B, H, W)`` for a float batch ``(B, H, W, C)`` in 0..1."""
-        batch = np.ascontiguousarray(batch, np.float32)
-        keys = [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in batch]
+    def mask_images(self, images, size) -> np.ndarray:
+        """Lung probabilities ``(B, *size)`` of decoded images (any size, uint8/uint16)."""
+        size = input_size_pair(size)
+        keys = [hashlib.blake2b(np.ascontiguousarray(image).tobytes() + repr((image.shape, size)).encode(),
+                                digest_size=16).digest() for image in images]
         found = {key: self._cache[key] for key in keys if key in self._cache}
         missing = [k for k, key in enumerate(keys) if key not in found]
         if missing:
-            for k, prob in zip(missing, self._predict(batch[missing])):
-                found[keys[k]] = prob.astype(np.float16)
+            for k, prob in zip(missing, self._predict([images[k] for k in missing], size)):
+                found[keys[k]] = prob.astype(np.float32)
         for key in keys:
             self._cache[key] = found[key]
             self._cache.move_to_end(key)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return np.stack([found[key] for key in keys]).astype(np.float32)
+        return np.stack([found[key] for key in keys])
 
 
 __all__ = [

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from cococxr.coco import CocoDataset
 from cococxr.config import config_to_dict, load_config, save_config
 from cococxr.errors import ConfigError
+from cococxr.pipelines.engine.cards import write_card
 from cococxr.pipelines.engine.runs import create_run_dir
 from cococxr.pipelines.maskrcnn.common import build_optimizer, loss_curves_png, training_stats, warmup, write_history
 from cococxr.pipelines.maskrcnn.config import (CONFIG_FILE, CURVES_FILE, HISTORY_FILE, MODEL_FILE, MaskRCNNConfig,
@@ -135,6 +136,9 @@ def train_maskrcnn(config=None, **overrides) -> dict:
     label_map = LabelMap.from_coco(train_coco)
     run_dir = create_run_dir(cfg.out, run_name(cfg), cfg.runs_dir)
     save_config(cfg, run_dir / CONFIG_FILE)
+    # Mask R-CNN resizes by itself (min_size/max_size): its card records no ModelInput
+    write_card(run_dir / MODEL_FILE, "maskrcnn", label_map.names, None, backend=cfg.backend,
+               min_size=cfg.min_size, max_size=cfg.max_size)
     log.info("training Mask R-CNN (%s) on %s, classes %s -> %s", cfg.backend, cfg.train,
              ", ".join(label_map.names), run_dir)
     if cfg.backend == "detectron2":

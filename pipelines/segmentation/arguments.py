@@ -7,13 +7,13 @@ MASK_FORMATS = ("binary", "label", "none")
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags overriding the input settings a run's config.json records."""
+    """Flags overriding the input settings a model's card records."""
     parser.add_argument("--classes", nargs="+", help="class names in output-channel order "
-                        "(default: from config.json beside the model)")
-    parser.add_argument("--input-size", type=int, help="model input size (default: run config / model)")
-    parser.add_argument("--channels", type=int, choices=(1, 3), help="input channels (default: run config)")
-    parser.add_argument("--preprocessing", help="backbone preprocessing name or 'none' (default: run config)")
-    parser.add_argument("--equalize", help="hist, clahe or none (default: run config)")
+                        "(default: from the model card <model>.cococxr.json, or a run's config.json)")
+    parser.add_argument("--input-size", type=int, help="model input size (default: model card / model)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), help="input channels (default: model card)")
+    parser.add_argument("--preprocessing", help="backbone preprocessing name or 'none' (default: model card)")
+    parser.add_argument("--equalize", help="hist, clahe or none (default: model card)")
     parser.add_argument("--batch-size", type=int, default=8, help="images predicted at a time (default: 8)")
     parser.add_argument("--flip-tta", action="store_true",
                         help="test-time augmentation: average with the prediction of the mirrored image")

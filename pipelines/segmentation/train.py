@@ -26,9 +26,11 @@ from cococxr._tf import keras, tf
 from cococxr.coco import CocoDataset
 from cococxr.config import config_to_dict, load_config, save_config
 from cococxr.errors import ConfigError
+from cococxr.model_input import ModelInput
 from cococxr.models.segmentation import build_segmentation_model, compile_segmentation_model
 from cococxr.pipelines.engine.batchnorm import set_bn_momentum
 from cococxr.pipelines.engine.callbacks import build_callbacks
+from cococxr.pipelines.engine.cards import write_card
 from cococxr.pipelines.engine.distribute import is_chief, make_strategy, worker_dir
 from cococxr.pipelines.engine.evaluation import format_metrics
 from cococxr.pipelines.engine.runs import create_run_dir, write_json
@@ -128,6 +130,9 @@ def train_segmentation(config=None, **overrides) -> dict:
             set_bn_momentum(model, cfg.bn_momentum)
         compile_segmentation_model(model, cfg.loss, cfg.lr, cfg.optimizer, cfg.classes)
     model_path = work_dir / f"model.{cfg.model_format}"
+    write_card(model_path, "segmentation", cfg.classes,
+               ModelInput(cfg.input_size, cfg.channels, cfg.equalize, cfg.preprocessing),
+               arch=cfg.arch, backbone=cfg.backbone)
     cbs = build_callbacks(work_dir, model_path, monitor=BEST_MONITOR, mode="max",
                           reduce_lr_patience=cfg.reduce_lr_patience,
                           early_stopping_patience=cfg.early_stopping_patience,
