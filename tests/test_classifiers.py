@@ -242,7 +242,8 @@ def test_segment_then_classify_masks_then_equalises():
     expected = (seg.predict(x, verbose=0)[..., 1:2] > 0.4).astype(np.float32)
     np.testing.assert_array_equal(mask, expected)
     equalised = keras.Model(composite.input, composite.get_layer("equalize").output)
-    manual = cv2.equalizeHist(np.round(x[0, :, :, 0] * expected[0, :, :, 0] * 255).astype(np.uint8))
+    first = cv2.equalizeHist(np.round(x[0, :, :, 0] * 255).astype(np.uint8))  # at native size, as in training
+    manual = cv2.equalizeHist(first * expected[0, :, :, 0].astype(np.uint8))
     np.testing.assert_allclose(equalised.predict(x, verbose=0)[0, :, :, 0] * 255, manual, atol=1e-3)
 
 

@@ -231,6 +231,7 @@ def trained_run(torch, tmp_path_factory):
 
 def test_two_training_iterations_stay_finite(torch, trained_run):
     from cococxr.pipelines.segmentation.comparison import read_extra_row
+    from cococxr.pipelines.engine.cards import read_card
     from cococxr.pipelines.maskrcnn.model import read_checkpoint
 
     run_dir, _ = trained_run
@@ -247,6 +248,9 @@ def test_two_training_iterations_stay_finite(torch, trained_run):
     assert payload["label_map"] == {"category_ids": [1], "names": ["lung"]}
     assert all(torch.isfinite(v).all() for v in payload["state_dict"].values() if v.is_floating_point())
     assert payload["train_stats"]["iterations"] == 2 and payload["config"]["min_size"] == 128
+    card = read_card(run_dir / "model.pt")
+    assert card["task"] == "maskrcnn" and card["classes"] == payload["label_map"]["names"]
+    assert card["input"] is None and card["details"]["min_size"] == 128
     row = read_extra_row(run_dir / "metrics.json")
     assert row["name"] == "maskrcnn-torchvision" and row["params"] > 40e6
     assert row["ms_per_image"] > 0 and row["seconds_per_epoch"] > 0

@@ -136,6 +136,35 @@ def test_training_writes_every_run_artifact(trained_run):
     assert saved.classes == ["lung"] and saved.input_size == 64
 
 
+def test_the_model_card_names_the_model_and_runs_of_earlier_versions_still_load(trained_run, tmp_path):
+    import shutil
+
+    from cococxr.pipelines.segmentation.evaluate import evaluate_segmentation
+
+    result, _, val = trained_run
+    model = Path(result["model"])
+    card = json.loads((model.parent / "model.cococxr.json").read_text())
+    assert card["format"] == "cococxr-model/1" and card["task"] == "segmentation" and card["classes"] == ["lung"]
+    assert card["input"] == {"input_size": [64, 64], "channels": 1, "equalize": None, "preprocessing": None}
+    assert card["details"]["arch"] == "plain_unet"
+    # two models share a folder, each read through its own card
+    shared = tmp_path / "models"
+    shared.mkdir()
+    for stem, name in (("a", "lung"), ("b", "left lung")):
+        shutil.copy(model, shared / f"{stem}.h5")
+        (shared / f"{stem}.cococxr.json").write_text(json.dumps({**card, "classes": [name]}))
+    assert evaluate_segmentation(shared / "a.h5", str(val), progress=False)["classes"] == ["lung"]
+    with pytest.raises(ConfigError, match="no category named 'left lung'"):
+        evaluate_segmentation(shared / "b.h5", str(val), progress=False)  # b's card names another class
+    # a run folder of an earlier version: config.json beside the model, no card
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    shutil.copy(model, legacy / "model.h5")
+    shutil.copy(model.parent / "config.json", legacy / "config.json")
+    metrics = evaluate_segmentation(legacy / "model.h5", str(val), progress=False)
+    assert metrics["classes"] == ["lung"] and metrics["dice"] == pytest.approx(result["metrics"]["dice"])
+
+
 def test_evaluate_cli_writes_metrics_and_overlays(trained_run, tmp_path, capsys):
     from cococxr.cli import main
 

@@ -2,12 +2,21 @@
 
 :func:`build_segment_then_classify` wires a trained segmentation model and a trained
 classifier into a single functional model, so deployment is one file that
-:func:`cococxr.models.io.load_model` reads back::
+:func:`cococxr.models.io.load_model` reads back. The graph follows the order of the one
+model-input path (:mod:`cococxr.model_input`), from each model's recorded
+:class:`~cococxr.model_input.ModelInput`::
 
-    radiograph (any size, 0..1)
-      -> resize to the U-Net input (bilinear) -> U-Net -> mask = (probability > threshold)
-      -> image * mask -> histogram equalisation -> resize to the classifier input
+    radiograph (native size, 0..1)
+      -> [equalise] -> resize to the U-Net input (area) -> U-Net
+         -> lung probability (union of the mask channels) -> resize to the classifier input
+            (bilinear) -> mask = probability > threshold
+      -> [equalise] -> resize to the classifier input (area) -> times the mask -> [equalise]
       -> classifier -> {"probabilities", "mask"}
+
+The Python path (:class:`~cococxr.sequences.CocoClassificationSequence` with a lung
+masker) equalises and resizes uint8 images with OpenCV; the graph does the same steps in
+float32 TensorFlow ops, so values can differ by a grey level or so where rounding falls
+differently (docs/classification.md gives the measured difference on real films).
 
 Both sub-models keep their weights and stay nested (frozen copies are not made): the
 composite is for inference; train the parts separately.
@@ -16,8 +25,9 @@ from __future__ import annotations
 
 from cococxr._tf import keras
 from cococxr.errors import ConfigError
-from cococxr.models.layers import (ApplyMask, BinarizeMask, GrayscaleToRGB,
-                                   HistogramEqualization, ResizeLike)
+from cococxr.model_input import ModelInput
+from cococxr.models.layers import (ApplyMask, BinarizeMask, GrayscaleToRGB, HistogramEqualization, ResizeLike,
+                                   UniteChannels)
 
 
 def _static_input(model, role: str) -> tuple[int, int, int]:
@@ -38,9 +48,28 @@ def _match_channels(x, have: int, want: int, role: str):
                       f"input has {have}; use channels={want} or a 1-channel input")
 
 
-def build_segment_then_classify(seg_model, cls_model, *, channels: int | None = None,
+def _check_spec(spec: ModelInput, model, role: str) -> ModelInput:
+    """``spec`` (default: the model's input shape, no equalisation), checked against the model."""
+    height, width, channels = _static_input(model, role)
+    spec = spec or ModelInput((height, width), channels)
+    if spec.input_size != (height, width) or spec.channels != channels:
+        raise ConfigError(f"the {role} model takes {(height, width, channels)} but its input spec says "
+                          f"{(*spec.input_size, spec.channels)}")
+    if spec.equalize not in (None, "hist") or spec.preprocessing is not None:
+        raise ConfigError(f"the composite graph equalises with 'hist' and applies no backbone preprocessing; "
+                          f"the {role} model's input spec asks equalize={spec.equalize!r}, "
+                          f"preprocessing={spec.preprocessing!r}")
+    return spec
+
+
+def _equalised(x, spec: ModelInput, name: str):
+    return HistogramEqualization((0, 1), name=name)(x) if spec.equalize else x
+
+
+def build_segment_then_classify(seg_model, cls_model, *, seg_input: ModelInput | None = None,
+                                cls_input: ModelInput | None = None, channels: int | None = None,
                                 threshold: float = 0.5, mask_channels=None,
-                                equalize: bool = True, name: str = "segment_then_classify"):
+                                name: str = "segment_then_classify"):
     """Build one model that masks the lungs with ``seg_model`` and classifies with ``cls_model``.
 
     Args:
@@ -48,11 +77,14 @@ def build_segment_then_classify(seg_model, cls_model, *, channels: int | None = 
             giving per-class probabilities ``(B, h, w, K)``.
         cls_model: a classifier with a fixed input size, taking 0..1 images (as built by
             :func:`cococxr.models.classifiers.build_classifier`).
+        seg_input: the U-Net's recorded input spec (its model card's ``input``); None:
+            its input shape, no equalisation.
+        cls_input: the classifier's; None: its input shape with ``equalize="hist"``
+            (the classifier recipe's).
         channels: channels of the composite's input; None: those of ``cls_model``. A
             1-channel input is repeated for sub-models that take 3 channels.
         threshold: mask = probability ``> threshold``.
         mask_channels: the segmentation channels (classes) united into the mask; None: all.
-        equalize: equalise the histogram of the masked image (values stay in 0..1).
         name: the composite model's name.
 
     Returns:
@@ -62,23 +94,33 @@ def build_segment_then_classify(seg_model, cls_model, *, channels: int | None = 
         ``(B, H, W, 1)`` resized back to the input size with nearest neighbour.
 
     Raises:
-        ConfigError: a sub-model has no fixed input size or incompatible channels.
+        ConfigError: a sub-model has no fixed input size, incompatible channels, or an
+            input spec the graph cannot reproduce (CLAHE, backbone preprocessing).
     """
-    seg_h, seg_w, seg_c = _static_input(seg_model, "segmentation")
-    cls_h, cls_w, cls_c = _static_input(cls_model, "classification")
-    channels = cls_c if channels is None else channels
+    seg_input = _check_spec(seg_input, seg_model, "segmentation")
+    if cls_input is None:
+        cls_input = ModelInput(_static_input(cls_model, "classification")[:2],
+                               _static_input(cls_model, "classification")[2], "hist")
+    cls_input = _check_spec(cls_input, cls_model, "classification")
+    channels = cls_input.channels if channels is None else channels
     image = keras.Input((None, None, channels), name="image")
-    x = keras.layers.Resizing(seg_h, seg_w, name="resize_to_segmenter")(image)
-    probabilities = seg_model(_match_channels(x, channels, seg_c, "segmentation"))
-    mask = BinarizeMask(threshold, mask_channels, name="binarize_mask")(probabilities)
+
+    x = _equalised(image, seg_input, "equalize_for_segmenter")
+    x = keras.layers.Resizing(*seg_input.input_size, interpolation="area", name="resize_to_segmenter")(x)
+    probabilities = seg_model(_match_channels(x, channels, seg_input.channels, "segmentation"))
+    lung = UniteChannels(mask_channels, name="lung_probability")(probabilities)
+    lung = keras.layers.Resizing(*cls_input.input_size, interpolation="bilinear", name="lung_to_classifier")(lung)
+    mask = BinarizeMask(threshold, name="binarize_mask")(lung)
+
+    x = _equalised(image, cls_input, "equalize_for_classifier")
+    x = keras.layers.Resizing(*cls_input.input_size, interpolation="area", name="resize_to_classifier")(x)
     x = ApplyMask(name="apply_mask")([x, mask])
-    if equalize:
-        x = HistogramEqualization((0, 1), name="equalize")(x)
-    x = keras.layers.Resizing(cls_h, cls_w, name="resize_to_classifier")(x)
-    classes = cls_model(_match_channels(x, channels, cls_c, "classification"))
+    x = _equalised(x, cls_input, "equalize")
+    classes = cls_model(_match_channels(x, channels, cls_input.channels, "classification"))
     outputs = {
         "probabilities": keras.layers.Identity(name="probabilities")(classes),
-        "mask": ResizeLike("nearest", name="mask")([mask, image]),
+        "mask": ResizeLike("nearest", name="mask")([BinarizeMask(threshold, mask_channels, name="seg_mask")(
+            probabilities), image]),
     }
     return keras.Model(image, outputs, name=name)
 

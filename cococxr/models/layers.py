@@ -9,8 +9,8 @@ Every layer here has a ``get_config`` and is registered with
 * :class:`GrayscaleToRGB`: repeat a single channel three times;
 * :class:`ApplicationPreprocess`: a ``tf.keras.applications`` model's own
   ``preprocess_input`` for 0..1 images;
-* :class:`BinarizeMask`, :class:`ApplyMask`, :class:`ResizeLike`: the steps of the
-  segment-then-classify composite.
+* :class:`BinarizeMask`, :class:`UniteChannels`, :class:`ApplyMask`, :class:`ResizeLike`:
+  the steps of the segment-then-classify composite.
 """
 from __future__ import annotations
 
@@ -186,6 +186,29 @@ class BinarizeMask(keras.layers.Layer):
 
 
 @register_custom_object
+class UniteChannels(keras.layers.Layer):
+    """The maximum of selected probability channels: ``(B, H, W, K) -> (B, H, W, 1)``.
+
+    Args:
+        channels: indices of the channels to unite; None: all.
+    """
+
+    def __init__(self, channels=None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = None if channels is None else [int(c) for c in channels]
+
+    def call(self, inputs):
+        probs = inputs if self.channels is None else tf.gather(inputs, self.channels, axis=-1)
+        return tf.reduce_max(tf.cast(probs, tf.float32), axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape)[:-1].concatenate([1])
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+@register_custom_object
 class ApplyMask(keras.layers.Layer):
     """Multiply images by a mask: ``[(B, H, W, C), (B, H, W, 1)] -> (B, H, W, C)``."""
 
@@ -228,6 +251,7 @@ __all__ = [
     "GrayscaleToRGB",
     "ApplicationPreprocess",
     "BinarizeMask",
+    "UniteChannels",
     "ApplyMask",
     "ResizeLike",
     "equalize_histogram",
