@@ -1,17 +1,20 @@
 """cococxr: medical image segmentation data in COCO format.
 
-Importing ``cococxr`` configures the Keras flavour (see :mod:`cococxr._env`) but does not
-import TensorFlow; the public names below load their modules on first use.
+Importing ``cococxr`` changes nothing global (no environment variable, no TensorFlow); the
+public names below load their modules on first use. The tf-keras ones
+(``CocoSegmentationSequence``...) set the tf-keras environment when first used
+(:mod:`cococxr._env`); framework-free batches, Keras 3 and torch adapters do not.
 """
 import importlib
 
-from cococxr import _env  # noqa: F401  (must run before anything imports TensorFlow)
 from cococxr._version import __version__
 
 _LAZY = {
     "CocoDataset": "cococxr.coco",
     "CocoBuilder": "cococxr.coco",
     "ValidationIssue": "cococxr.coco",
+    "SegmentationBatches": "cococxr.batches",
+    "ClassificationBatches": "cococxr.batches",
     "CocoSegmentationSequence": "cococxr.sequences",
     "CocoClassificationSequence": "cococxr.sequences",
     "DataGeneratorFromCocoJson": "cococxr.sequences",

@@ -1,4 +1,4 @@
-"""The one place that configures the Keras flavour before TensorFlow loads.
+"""The environment of the tf-keras path, set only when that path is imported.
 
 segmentation_models and the tf-keras models in this package need the Keras 2 API:
 
@@ -9,13 +9,18 @@ segmentation_models and the tf-keras models in this package need the Keras 2 API
   segmentation_models`` fails: "module 'keras.utils' has no attribute
   'generic_utils'").
 
-Importing :mod:`cococxr` sets both (without overriding a value the user chose), so
-``import cococxr`` must come before ``import tensorflow`` in user code. Never
-``import keras`` in this code base: Keras 3 objects do not mix with tf-keras ones.
+``import cococxr`` sets nothing: :func:`use_tf_keras` runs when :mod:`cococxr._tf` (the
+tf-keras import point: Sequences, models, training) is first imported, without
+overriding a value the user chose. The Keras 3 (:mod:`cococxr.keras3`) and torch
+(:mod:`cococxr.torch_data`) adapters never call it. Never ``import keras`` on the tf-keras
+path: Keras 3 objects do not mix with tf-keras ones.
 """
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations must not look for updates offline
+TF_KERAS_ENVIRONMENT = {"TF_USE_LEGACY_KERAS": "1", "SM_FRAMEWORK": "tf.keras", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def use_tf_keras() -> None:
+    """Set the tf-keras environment variables that the user has not set."""
+    for name, value in TF_KERAS_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)

@@ -1,12 +1,19 @@
 """The package's one import point for TensorFlow and tf-keras.
 
-Every module that needs Keras does ``from cococxr._tf import tf, keras``. ``keras`` here
-is the ``tf_keras`` package (Keras 2 API), never Keras 3.
+Every module that needs Keras 2 does ``from cococxr._tf import tf, keras``. ``keras`` here
+is the ``tf_keras`` package, never Keras 3. Importing this module sets the tf-keras
+environment (:func:`cococxr._env.use_tf_keras`) before TensorFlow loads.
 """
-from cococxr import _env  # noqa: F401  (sets TF_USE_LEGACY_KERAS / SM_FRAMEWORK first)
+import os
+import sys
 
-import tensorflow as tf
-import tf_keras as keras
+from cococxr._env import use_tf_keras
+
+_LEGACY_UNSET = "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS", "0").lower() in ("0", "false")
+use_tf_keras()
+
+import tensorflow as tf  # noqa: E402  (after the environment above)
+import tf_keras as keras  # noqa: E402
 
 if not keras.__version__.startswith("2."):  # pragma: no cover - guarded misconfiguration
     raise ImportError(
@@ -15,9 +22,12 @@ if not keras.__version__.startswith("2."):  # pragma: no cover - guarded misconf
     )
 if getattr(tf.keras, "__version__", "2.").startswith("3."):
     raise ImportError(
-        "TensorFlow was imported before cococxr with TF_USE_LEGACY_KERAS unset, so tf.keras "
-        "is Keras 3. Import cococxr before tensorflow, or set TF_USE_LEGACY_KERAS=1 and "
-        "SM_FRAMEWORK=tf.keras in the environment."
+        "cococxr's tf-keras path (cococxr.sequences, cococxr.models, training) needs tf.keras to be "
+        "tf-keras, but TensorFlow already resolved tf.keras to Keras 3"
+        + (" (it was imported before cococxr with TF_USE_LEGACY_KERAS unset)" if _LEGACY_UNSET else "")
+        + ". Either import cococxr.sequences (or set TF_USE_LEGACY_KERAS=1 and SM_FRAMEWORK=tf.keras) "
+        "before anything uses tf.keras, or stay on Keras 3 and use the Keras 3 adapter: "
+        "from cococxr.keras3 import CocoPyDataset."
     )
 
 __all__ = ["tf", "keras"]

@@ -17,9 +17,11 @@ then the burned-in text, so that padding stays black and text may fall on it).
 from __future__ import annotations
 
 import copy
+import os
 import threading
 
-import albumentations as A
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations must not look for updates offline
+import albumentations as A  # noqa: E402
 import cv2
 import numpy as np
 

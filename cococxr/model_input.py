@@ -57,6 +57,7 @@ def preprocessing_function(preprocessing, channels: int) -> Callable | None:
         raise ConfigError(f"preprocessing must be None, a backbone name or a callable, got {preprocessing!r}")
     if channels != 3:
         raise ConfigError(f"preprocessing={preprocessing!r} normalises RGB channels: use channels=3")
+    from cococxr._tf import tf  # noqa: F401  # deferred: the tf-keras environment segmentation_models needs
     import segmentation_models as sm  # deferred: loads TensorFlow and its backbone zoo; needed only here
 
     try:

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-import cococxr  # noqa: F401  (sets the Keras environment before any test imports TensorFlow)
+from cococxr._env import use_tf_keras
+
+use_tf_keras()  # the tf-keras environment before any test imports TensorFlow (import cococxr sets nothing)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("COCOCXR_SHARED_DATA", REPO.parent / "shared" / "data"))

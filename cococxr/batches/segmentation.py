@@ -1,19 +1,19 @@
-"""Images and per-class masks from a COCO file, batch by batch (and the Kaggle generator's drop-in)."""
+"""Images and per-class masks from a COCO file, batch by batch (and the Kaggle generator's keywords)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from cococxr._tf import tf
 from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError
 from cococxr.masks import annotations_to_channels, annotations_to_label_map
+from cococxr.batches.base import CocoBatches, category_ids, check_choice, load_coco
 from cococxr.sampling import ShuffledSampler
-from cococxr.sequences.base import CocoSequence, category_ids, check_choice, load_coco
 
-class CocoSegmentationSequence(CocoSequence):
-    """Images and per-class masks from a COCO file, batch by batch.
+
+class SegmentationBatches(CocoBatches):
+    """Images and per-class masks from a COCO file, batch by batch (numpy arrays).
 
     Args:
         source: COCO JSON path, dict or :class:`~cococxr.coco.CocoDataset`.
@@ -125,16 +125,20 @@ class CocoSegmentationSequence(CocoSequence):
         """``(dtype, shape)`` of each part of one item."""
         if self.subset == "predict":
             return [self._input_spec()]
-        y_dtype = tf.int32 if self.mask_mode == "sparse" else tf.float32
+        y_dtype = np.dtype(np.int32 if self.mask_mode == "sparse" else np.float32)
         return [self._input_spec(), (y_dtype, (*self.input_size, self.n_outputs))]
 
 
-class DataGeneratorFromCocoJson(CocoSegmentationSequence):
-    """Drop-in replacement for the Kaggle kernel's generator of the same name.
+def kaggle_generator_arguments(batch_size: int = 8, subset: str = "train", image_list=None, classes=None,
+                               input_image_size=(128, 128), annFile=None, shuffle: bool = False, *, coco=None,
+                               path_folder=None, **kwargs) -> dict:
+    """:class:`SegmentationBatches` keywords from the Kaggle kernel generator's keywords.
 
-    Takes the kernel's keyword names and fixes its defects (docs/sequences.md lists
-    them): any input size, any category ids, 0/1 masks, nearest-neighbour masks, RGB,
-    last partial batch kept, masks rasterised once per image, augmentation.
+    ``DataGeneratorFromCocoJson`` (tf-keras, :mod:`cococxr.sequences`; Keras 3,
+    :mod:`cococxr.keras3`) take the kernel's keyword names and fix its defects
+    (docs/sequences.md lists them): any input size, any category ids, 0/1 masks,
+    nearest-neighbour masks, RGB, last partial batch kept, masks rasterised once per
+    image, augmentation.
 
     Args:
         batch_size: items per batch (kernel default 8).
@@ -148,28 +152,32 @@ class DataGeneratorFromCocoJson(CocoSegmentationSequence):
         shuffle: reshuffle every epoch (kernel default False).
         coco: instead of ``annFile``: a CocoDataset, a COCO dict or a
             ``pycocotools.coco.COCO``.
-        **kwargs: any further :class:`CocoSegmentationSequence` parameter
+        path_folder: the folder of the images, joined with each ``file_name`` (the
+            keyword of the kernel's variants; same as ``image_root``).
+        **kwargs: any further :class:`SegmentationBatches` parameter
             (``augment``, ``image_root``, ``seed``...). ``include_empty`` defaults to
             True here: the images listed are the ones wanted.
+
+    Raises:
+        ConfigError: no COCO source, or both ``path_folder`` and ``image_root``.
     """
+    source = annFile if coco is None else coco
+    if source is None:
+        raise ConfigError("DataGeneratorFromCocoJson needs annFile= (path of the COCO JSON) or coco=")
+    if path_folder is not None and kwargs.get("image_root") is not None:
+        raise ConfigError("give path_folder= or image_root= (the same folder of the images), not both")
+    image_root = kwargs.pop("image_root", None) if path_folder is None else path_folder
+    if not isinstance(source, CocoDataset) and hasattr(source, "dataset"):
+        source = source.dataset  # a pycocotools COCO
+    source = load_coco(source, image_root)
+    if not classes:
+        with_masks = {a.get("category_id") for a in source.anns.values() if a.get("segmentation") is not None}
+        classes = [cat["name"] for cat_id, cat in source.cats.items() if cat_id in with_masks]
+    check_choice("subset", subset, ("train", "test", "predict"))
+    image_ids = [r["id"] if isinstance(r, Mapping) else r for r in image_list] if image_list else None
+    kwargs.setdefault("include_empty", True)
+    return dict(source=source, classes=classes, batch_size=batch_size, input_size=input_image_size,
+                subset="train" if subset == "train" else "predict", shuffle=shuffle, image_ids=image_ids, **kwargs)
 
-    def __init__(self, batch_size: int = 8, subset: str = "train", image_list=None, classes=None,
-                 input_image_size=(128, 128), annFile=None, shuffle: bool = False, *, coco=None, **kwargs):
-        source = annFile if coco is None else coco
-        if source is None:
-            raise ConfigError("DataGeneratorFromCocoJson needs annFile= (path of the COCO JSON) or coco=")
-        if not isinstance(source, CocoDataset) and hasattr(source, "dataset"):
-            source = source.dataset  # a pycocotools COCO
-        source = load_coco(source, kwargs.pop("image_root", None))
-        if not classes:
-            with_masks = {a.get("category_id") for a in source.anns.values() if a.get("segmentation") is not None}
-            classes = [cat["name"] for cat_id, cat in source.cats.items() if cat_id in with_masks]
-        check_choice("subset", subset, ("train", "test", "predict"))
-        image_ids = [r["id"] if isinstance(r, Mapping) else r for r in image_list] if image_list else None
-        kwargs.setdefault("include_empty", True)
-        super().__init__(source, classes, batch_size=batch_size, input_size=input_image_size,
-                         subset="train" if subset == "train" else "predict", shuffle=shuffle,
-                         image_ids=image_ids, **kwargs)
 
-
-__all__ = ["CocoSegmentationSequence", "DataGeneratorFromCocoJson"]
+__all__ = ["SegmentationBatches", "kaggle_generator_arguments"]

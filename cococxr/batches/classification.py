@@ -5,11 +5,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from cococxr._tf import tf
 from cococxr.errors import ConfigError
 from cococxr.masks import annotations_to_channels
+from cococxr.batches.base import CocoBatches, category_ids, check_choice, is_lung_masker
 from cococxr.sampling import BalancedSampler, ShuffledSampler
-from cococxr.sequences.base import CocoSequence, category_ids, check_choice, is_lung_masker
 
 def _class_groups(classes) -> dict[str, list[str]]:
     """``{output class: [member category names]}`` from a list or a merging dict."""
@@ -24,7 +23,7 @@ def _class_groups(classes) -> dict[str, list[str]]:
     return {name: [name] for name in classes}
 
 
-class CocoClassificationSequence(CocoSequence):
+class ClassificationBatches(CocoBatches):
     """Images and image-level labels (annotations without geometry) from a COCO file.
 
     Args:
@@ -51,7 +50,7 @@ class CocoClassificationSequence(CocoSequence):
             where > 0.5; the masked image is equalised again when ``equalize`` is set.
         mask_classes: category names of the masks for ``mask_with="coco"``.
         preprocessing, equalize, augment, subset, shuffle, seed, image_ids, drop_last,
-        image_root, on_error, cache: as for :class:`CocoSegmentationSequence`
+        image_root, on_error, cache: as for :class:`~cococxr.batches.SegmentationBatches`
             (``augment`` acts on the image only; ``drop_last`` applies without ``balance``).
 
     Raises:
@@ -181,8 +180,8 @@ class CocoClassificationSequence(CocoSequence):
         if self.subset == "predict":
             return [self._input_spec()]
         if self.label_mode == "int":
-            return [self._input_spec(), (tf.int32, ())]
-        return [self._input_spec(), (tf.float32, (len(self.classes),))]
+            return [self._input_spec(), (np.dtype(np.int32), ())]
+        return [self._input_spec(), (np.dtype(np.float32), (len(self.classes),))]
 
 
-__all__ = ["CocoClassificationSequence"]
+__all__ = ["ClassificationBatches"]

@@ -1,16 +1,16 @@
-"""What every COCO Sequence shares: configuration, epochs, per-item seeds, error handling, tf.data.
+"""What every batch source shares: configuration, epochs, per-item seeds, error handling.
 
-See :mod:`cococxr.sequences` for the public classes.
+Framework-free (numpy and OpenCV only): the tf-keras Sequences (:mod:`cococxr.sequences`),
+the Keras 3 PyDataset (:mod:`cococxr.keras3`), the torch Dataset (:mod:`cococxr.torch_data`)
+and tf.data (:mod:`cococxr.tfdata`) are thin adapters over these classes.
 """
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 
-from cococxr._tf import keras, tf
 from cococxr.coco import CocoDataset
 from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, RLEError
 from cococxr.io import read_image, to_float01
@@ -58,8 +58,8 @@ def category_ids(coco: CocoDataset, names: Sequence[str], what: str) -> list[int
     return [by_name[n] for n in names]
 
 
-class CocoSequence(keras.utils.Sequence):
-    """Shared machinery: configuration, epochs, per-item seeds, error handling, tf.data.
+class CocoBatches:
+    """Shared machinery: configuration, epochs, per-item seeds, error handling.
 
     Subclasses set ``image_ids`` and ``_sampler``, call ``set_epoch(0)``, and define
     ``_prepare(image_id)`` (decode + resize, cacheable), ``_item(example, epoch,
@@ -95,6 +95,7 @@ class CocoSequence(keras.utils.Sequence):
         self._failed: dict = {}
         self._skipped = 0
         self._pending_thread = None
+        self._other_epoch = (None, None)
 
     # ------------------------------------------------------------------ selection
     def _select_ids(self, image_ids) -> list:
@@ -140,11 +141,37 @@ class CocoSequence(keras.utils.Sequence):
 
     def __getitem__(self, index: int):
         """Batch ``index`` of the current epoch: ``(X, y)`` for "train", ``X`` for "predict"."""
-        epoch, batches = self._state
+        return self.batch_at(self.epoch, index)
+
+    def batch_at(self, epoch: int, index: int):
+        """Batch ``index`` of any ``epoch``, a pure function of both (what worker processes load).
+
+        Returns:
+            ``(X, y)`` for "train", ``X`` for "predict" (numpy arrays).
+        """
+        batches = self._epoch_batches(int(epoch))
         if not 0 <= index < len(batches):
             raise IndexError(f"batch index {index} out of range (the epoch has {len(batches)} batches)")
-        arrays = self._batch(batches[index], epoch, index * self.batch_size)
+        arrays = self._batch(batches[index], int(epoch), index * self.batch_size)
         return arrays[0] if self.subset == "predict" else arrays
+
+    def _epoch_batches(self, epoch: int) -> list:
+        """The example indices of each batch of ``epoch`` (the current or the last one asked, kept)."""
+        for known, batches in (self._state, self._other_epoch):
+            if known == epoch:
+                return batches
+        self._other_epoch = (epoch, self._sampler.epoch_indices(epoch))
+        return self._other_epoch[1]
+
+    def __getstate__(self) -> dict:
+        """Picklable (for worker processes): the lock is made anew on the other side."""
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def batch_image_ids(self, index: int) -> list:
         """Image ids of batch ``index`` of the current epoch (before any ``on_error`` replacement)."""
@@ -257,38 +284,19 @@ class CocoSequence(keras.utils.Sequence):
         return self.model_input.batch(images, preprocess=preprocess)
 
     # ---------------------------------------------------------------- tf.data
-    def as_tf_dataset(self, num_parallel_calls: int = tf.data.AUTOTUNE) -> "tf.data.Dataset":
-        """The same batches as a ``tf.data.Dataset``, built by a parallel map.
+    def as_tf_dataset(self, num_parallel_calls: int | None = None):
+        """The same batches as a ``tf.data.Dataset`` (:func:`cococxr.tfdata.as_tf_dataset`)."""
+        from cococxr.tfdata import as_tf_dataset  # deferred: TensorFlow, only for tf.data users
 
-        Each full pass over the dataset is one epoch, starting from the Sequence's
-        current epoch and counting up by itself (``fit(ds, epochs=n)`` sees the epochs
-        the Sequence would). Whole batches are mapped (one Python call per batch, not per
-        item) with ``num_parallel_calls`` threads in a deterministic order, then prefetched.
-        """
-        epochs = itertools.count(self.epoch)
+        return as_tf_dataset(self, num_parallel_calls)
 
-        def batches():
-            epoch = next(epochs)
-            for b, examples in enumerate(self._sampler.epoch_indices(epoch)):
-                yield np.asarray(examples, np.int64), epoch, b * self.batch_size
-
-        def load(examples, epoch, first):
-            specs = self._item_specs()
-            outputs = tf.numpy_function(lambda e, ep, f: list(self._batch(e, int(ep), int(f))),
-                                        [examples, epoch, first], [dtype for dtype, _ in specs], stateful=False)
-            for tensor, (_, shape) in zip(outputs, specs):
-                tensor.set_shape((None, *shape))
-            return outputs[0] if self.subset == "predict" else tuple(outputs)
-
-        scalar = tf.TensorSpec((), tf.int64)
-        dataset = tf.data.Dataset.from_generator(
-            batches, output_signature=(tf.TensorSpec((None,), tf.int64), scalar, scalar))
-        dataset = dataset.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
-        return dataset.prefetch(tf.data.AUTOTUNE)
+    def item_specs(self) -> list[tuple]:
+        """``(numpy dtype, shape)`` of each part of one item (X, then y for "train")."""
+        return self._item_specs()
 
     def _input_spec(self) -> tuple:
         """``(dtype, shape)`` of one X item."""
-        return tf.float32, (*self.input_size, self.channels)
+        return np.dtype(np.float32), (*self.input_size, self.channels)
 
 
-__all__ = ["CocoSequence", "load_coco", "check_choice", "category_ids", "is_lung_masker"]
+__all__ = ["CocoBatches", "load_coco", "check_choice", "category_ids", "is_lung_masker"]
