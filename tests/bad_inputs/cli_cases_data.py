@@ -1,0 +1,105 @@
+"""CLI cases of issue 17 part B: bad data (classes 4, 5, 6-data, 7, 8, 10).
+
+Inputs are real files from ../shared/data (cxr-sample, CC BY: an X-ray and its hand-drawn
+lung mask), shrunk to a non-square 40x48 and then broken the way the campaign broke them.
+Regenerating the corpus therefore needs ../shared/data beside the checkout.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "cxr-sample"
+STEM = "00870a9c"
+H, W = 40, 48
+
+
+def real_image() -> np.ndarray:
+    """The sample X-ray, 8-bit grayscale, shrunk to H x W."""
+    gray = cv2.imread(str(SAMPLE / "images" / f"{STEM}.png"), cv2.IMREAD_GRAYSCALE)
+    return cv2.resize(gray, (W, H), interpolation=cv2.INTER_AREA)
+
+
+def real_mask() -> np.ndarray:
+    """Its hand-drawn lung mask (0/255), shrunk with nearest neighbour."""
+    mask = cv2.imread(str(SAMPLE / "masks" / f"{STEM}.png"), cv2.IMREAD_GRAYSCALE)
+    return cv2.resize(mask, (W, H), interpolation=cv2.INTER_NEAREST)
+
+
+def encode(array: np.ndarray, fmt: str = "PNG", **params) -> bytes:
+    """The array as an image file of format ``fmt`` (Pillow)."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def coco_of_mask(mask: np.ndarray, file_name: str = "a.png") -> dict:
+    """A valid COCO dict: one H x W image with the mask as one compressed-RLE annotation."""
+    rle = mask_utils.encode(np.asfortranarray((mask > 0).astype(np.uint8)))
+    bbox = [int(v) for v in mask_utils.toBbox(rle)]
+    return {"info": {"image_root": "images"},
+            "images": [{"id": 1, "file_name": file_name, "height": H, "width": W}],
+            "categories": [{"id": 1, "name": "lung"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                             "area": int(mask_utils.area(rle)), "bbox": bbox,
+                             "segmentation": {"size": [H, W], "counts": rle["counts"].decode("ascii")}}]}
+
+
+def real_dataset(corpus, case_id: str, data: dict | None = None, text: str | None = None) -> None:
+    """``images/a.png``, ``masks/a.png`` and ``coco.json`` (``data``, or raw ``text``) in a case folder."""
+    corpus.folder(case_id)
+    corpus.write(case_id, "images/a.png", encode(real_image()))
+    corpus.write(case_id, "masks/a.png", encode(real_mask()))
+    corpus.write(case_id, "coco.json", text if text is not None else json.dumps(data or coco_of_mask(real_mask())))
+
+
+def build(corpus) -> None:
+    exact_types(corpus)
+
+
+def exact_types(corpus) -> None:
+    """Class 5: types pycocotools reads differently, duplicate keys, a swapped RLE size."""
+    mutations = {
+        "types_iscrowd_string": (lambda d: d["annotations"][0].update(iscrowd="0"),
+                                 ["annotations[0].iscrowd", "'0'", "bad_iscrowd"]),
+        "types_iscrowd_bool": (lambda d: d["annotations"][0].update(iscrowd=False),
+                               ["annotations[0].iscrowd", "False"]),
+        "types_category_id_float": (lambda d: d["annotations"][0].update(category_id=1.0),
+                                    ["annotations[0].category_id", "ids are integers"]),
+        "types_image_id_string": (lambda d: d["annotations"][0].update(image_id="1"),
+                                  ["annotations[0].image_id", "this is a str"]),
+        "types_height_float": (lambda d: d["images"][0].update(height=40.0), ["images[0].height", "40.0"]),
+        "types_rle_size_swapped_scrambled": (_transposed_rle, ["annotations[0].segmentation.size", "swapped",
+                                                               "rle_size_mismatch"]),
+    }
+    for case_id, (mutate, match) in mutations.items():
+        data = coco_of_mask(real_mask())
+        mutate(data)
+        real_dataset(corpus, case_id, data)
+        corpus.case(case_id, ["validate", "coco.json"], match=match, note="issue 17 class 5")
+    text = json.dumps(coco_of_mask(real_mask()))
+    duplicated = {
+        "types_duplicate_top_level_key": (text[:-1] + ', "annotations": []}', ["coco.json", "'annotations'",
+                                                                               "top-level object"]),
+        "types_duplicate_record_key": (text.replace('"iscrowd": 0', '"iscrowd": 0, "iscrowd": 1'),
+                                       ["coco.json", "'iscrowd'", "object with id 1"]),
+    }
+    for case_id, (raw, match) in duplicated.items():
+        for command in ("validate", "export"):
+            cid = f"{case_id}_{command}"
+            real_dataset(corpus, cid, text=raw)
+            argv = ["validate", "coco.json"] if command == "validate" else ["export", "masks", "coco.json",
+                                                                           "--out", "out"]
+            corpus.case(cid, argv, match=match, absent=["out"], note="issue 17 class 5: duplicate JSON keys")
+
+
+def _transposed_rle(data: dict) -> None:
+    """Size [W, H] with counts of the transposed mask: read at the image's size it is scrambled."""
+    rle = mask_utils.encode(np.asfortranarray((real_mask().T > 0).astype(np.uint8)))
+    data["annotations"][0]["segmentation"] = {"size": [W, H], "counts": rle["counts"].decode("ascii")}
