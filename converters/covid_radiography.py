@@ -17,8 +17,9 @@ from cococxr.errors import ConfigError, ConversionError
 from .common import (ConversionReport, finish, indent_option, info_image_root, list_images, out_option,
                      verify_images_option, workers_option)
 from .image_metadata import read_metadata
-from .mask_folders import (allow_missing_masks_option, attach_metadata, instances_option, keep_option, pair_masks,
-                           polygons_option, size_mismatch_option)
+from .mask_folders import (allow_lossy_masks_option, allow_missing_masks_option, attach_metadata, instances_option,
+                           keep_option, mask_threshold_option, pair_masks, polygons_option, size_mismatch_option,
+                           value_policy)
 from .mask_records import MaskDecoder, MaskItem, MaskOptions, assemble, convert_items, raise_problems
 
 
@@ -69,6 +70,8 @@ class CovidRadiographyOptions:
     manifest_key: str = option("file", "manifest column naming the image: relative path, base name or stem "
                                        "(default: file)")
     size_mismatch: str = size_mismatch_option()
+    mask_threshold: int | None = mask_threshold_option()
+    allow_lossy_masks: bool = allow_lossy_masks_option()
     allow_missing_masks: bool = allow_missing_masks_option()
     instances: bool = instances_option()
     polygons: bool = polygons_option()
@@ -99,11 +102,12 @@ def convert_covid_radiography(root: PathArg, out: PathArg | None = None, **optio
     report.add("masks in", sum(i.mask is not None for i in items))
     items, extras = attach_metadata(items, table, report)
     mask_options = MaskOptions(MaskDecoder.binary("lung"), instances=opts.instances, polygons=opts.polygons,
-                               size_mismatch=opts.size_mismatch, verify_images=opts.verify_images)
+                               size_mismatch=opts.size_mismatch, verify_images=opts.verify_images,
+                               values=value_policy(opts, class_map=False))
     results = convert_items(items, mask_options, opts.workers)
     info = {"description": f"COVID-19 Radiography Database layout {root.name}",
             "image_root": info_image_root(root, opts.out)}
     labels = [folder.name for folder in class_folders(root)]
     builder = assemble(items, results, mask_options.decoder, report, info=info, supercategory="anatomy",
-                       extras=extras, label_names=labels)
+                       extras=extras, label_names=labels, values=mask_options.values)
     return finish(builder, root, opts.out, report, opts.indent, checked=True)

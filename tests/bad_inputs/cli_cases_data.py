@@ -61,6 +61,7 @@ def real_dataset(corpus, case_id: str, data: dict | None = None, text: str | Non
 
 def build(corpus) -> None:
     exact_types(corpus)
+    lossy_masks(corpus)
 
 
 def exact_types(corpus) -> None:
@@ -103,3 +104,43 @@ def _transposed_rle(data: dict) -> None:
     """Size [W, H] with counts of the transposed mask: read at the image's size it is scrambled."""
     rle = mask_utils.encode(np.asfortranarray((real_mask().T > 0).astype(np.uint8)))
     data["annotations"][0]["segmentation"] = {"size": [W, H], "counts": rle["counts"].decode("ascii")}
+
+
+def _exif(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def lossy_masks(corpus) -> None:
+    """Class 4: JPEG, multi-page TIFF, halo, 0/1/2 in a binary conversion, EXIF orientation."""
+    mask = real_mask()
+    labels = (mask > 0).astype(np.uint8)
+    labels[:, W // 2:] *= 2
+    pages = io.BytesIO()
+    Image.fromarray(mask).save(pages, format="TIFF", save_all=True, append_images=[Image.fromarray(255 - mask)])
+    cases = {
+        "lossy_jpeg_mask": ("masks/a.jpg", encode(mask, "JPEG", quality=75), ["masks/a.jpg", "lossy",
+                                                                              "--allow-lossy-masks"]),
+        "lossy_multipage_tiff_mask": ("masks/a.tif", pages.getvalue(), ["masks/a.tif", "2 pages"]),
+        "lossy_halo_mask": ("masks/a.png", encode(cv2.GaussianBlur(mask, (5, 5), 1.5)),
+                            ["masks/a.png", "non-zero values", "--mask-threshold"]),
+        "lossy_two_labels_binary": ("masks/a.png", encode(labels), ["masks/a.png", "2 non-zero values (0, 1, 2)",
+                                                                     "--class-map"]),
+        "lossy_exif_mask": ("masks/a.png", encode(mask, exif=_exif(6)), ["masks/a.png", "EXIF orientation 6"]),
+        "lossy_exif_image": ("images/a.png", encode(real_image(), exif=_exif(8)), ["images/a.png",
+                                                                                   "EXIF orientation 8"]),
+    }
+    for case_id, (rel, data, match) in cases.items():
+        corpus.folder(case_id)
+        corpus.write(case_id, "images/a.png", encode(real_image()))
+        if rel.startswith("images/"):
+            corpus.write(case_id, "masks/a.png", encode(mask))
+        corpus.write(case_id, rel, data)
+        corpus.case(case_id, ["convert", "masks", "images", "masks", "--out", "x.json"], match=match,
+                    absent=["x.json"], note="issue 17 class 4")
+    corpus.folder("lossy_halo_covid_radiography")
+    corpus.write("lossy_halo_covid_radiography", "tree/COVID/images/a.png", encode(real_image()))
+    corpus.write("lossy_halo_covid_radiography", "tree/COVID/masks/a.png", encode(cv2.GaussianBlur(mask, (5, 5), 1.5)))
+    corpus.case("lossy_halo_covid_radiography", ["convert", "covid-radiography", "tree", "--out", "x.json"],
+                match=["COVID/masks/a.png", "non-zero values"], absent=["x.json"], note="issue 17 class 4")
