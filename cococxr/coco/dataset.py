@@ -258,12 +258,13 @@ class CocoDataset:
         return cls(data, root, validate=True)
 
     def split(self, fractions: Mapping[str, float], group_key: str, stratify_key: str | None = None,
-              seed: int = 0) -> dict[str, "CocoDataset"]:
+              seed: int = 0, allow_missing_group: bool = False) -> dict[str, "CocoDataset"]:
         """Split images into named parts so that no group spans two parts.
 
-        Groups are images sharing ``image[group_key]`` (e.g. ``"patient_id"``); images
-        without it (None, "" or NaN) each form their own group, with a UserWarning
-        giving their count. Groups are assigned greedily, largest first (ties in a
+        Groups are images sharing ``image[group_key]`` (e.g. ``"patient_id"``), compared
+        as ids: ``1``, ``"1"`` and ``1.0`` are one group (`split.group_key_text`). An
+        image without it (None, "" or NaN) is an error unless ``allow_missing_group``:
+        then each forms its own group, with a UserWarning giving their count. Groups are assigned greedily, largest first (ties in a
         seeded shuffle), each to the part whose size and stratum counts get closest to
         their targets (squared relative error) — deterministic for a given seed.
 
@@ -274,12 +275,18 @@ class CocoDataset:
             stratify_key: image-record key to stratify by, `STRATIFY_BY_LABELS` for the
                 image-level labels (multi-label images count towards each label), or None.
             seed: seed for the tie-breaking shuffle.
+            allow_missing_group: accept images without ``group_key`` (per-image groups).
 
         Returns:
             Part name -> `subset` of this dataset, in the order of ``fractions``.
+
+        Raises:
+            ConfigError: an image without the key (see ``allow_missing_group``), or a key
+                that is a list, dict or bool (names the image).
         """
         labels = self.image_labels if stratify_key == STRATIFY_BY_LABELS else None
-        parts = split_image_ids(self.imgs, fractions, group_key, stratify_key, seed, labels, self.source)
+        parts = split_image_ids(self.imgs, fractions, group_key, stratify_key, seed, labels, self.source,
+                                allow_missing_group)
         return {name: self.subset(image_ids) for name, image_ids in parts.items()}
 
     # ------------------------------------------------------------------ output

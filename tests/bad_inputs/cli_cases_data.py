@@ -62,6 +62,7 @@ def real_dataset(corpus, case_id: str, data: dict | None = None, text: str | Non
 def build(corpus) -> None:
     exact_types(corpus)
     lossy_masks(corpus)
+    group_keys(corpus)
 
 
 def exact_types(corpus) -> None:
@@ -144,3 +145,39 @@ def lossy_masks(corpus) -> None:
     corpus.write("lossy_halo_covid_radiography", "tree/COVID/masks/a.png", encode(cv2.GaussianBlur(mask, (5, 5), 1.5)))
     corpus.case("lossy_halo_covid_radiography", ["convert", "covid-radiography", "tree", "--out", "x.json"],
                 match=["COVID/masks/a.png", "non-zero values"], absent=["x.json"], note="issue 17 class 4")
+
+
+def _two_images(patients: list) -> dict:
+    """Two copies of the real image's record, ``a.png`` and ``b.png``, with these patient ids."""
+    data = coco_of_mask(real_mask())
+    data["images"] = [{**data["images"][0], "id": i, "file_name": n, **({} if p is _ABSENT else {"patient_id": p})}
+                      for i, (n, p) in enumerate(zip(("a.png", "b.png"), patients), 1)]
+    return data
+
+
+_ABSENT = object()
+
+
+def group_keys(corpus) -> None:
+    """Class 7: list/dict keys and missing keys refused by split; mixed id types found by doctor."""
+    cases = {
+        "group_list_key_split": ([[1], 2], ["image 1 ('a.png')", "is a list"]),
+        "group_dict_key_split": ([1, {"id": 2}], ["image 2 ('b.png')", "is a dict"]),
+        "group_missing_key_split": ([1, _ABSENT], ["1 of 2 images have no 'patient_id'", "image 2 ('b.png')",
+                                                   "--allow-missing-group"]),
+    }
+    for case_id, (patients, match) in cases.items():
+        real_dataset(corpus, case_id, _two_images(patients))
+        corpus.write(case_id, "images/b.png", encode(real_image()))
+        corpus.case(case_id, ["split", "coco.json", "--fractions", "train=0.5,val=0.5", "--out-dir", "parts"],
+                    match=match, absent=["parts"], note="issue 17 class 7")
+    case_id = "group_mixed_types_doctor_splits"
+    real_dataset(corpus, case_id, _two_images([1, 2]))
+    corpus.write(case_id, "images/b.png", encode(real_image()))
+    train, val = _two_images([1, 2]), _two_images([3, "1.0"])
+    train["images"], val["images"] = train["images"][:1], val["images"][1:]
+    val["annotations"] = []
+    corpus.write(case_id, "train.json", json.dumps(train))
+    corpus.write(case_id, "val.json", json.dumps(val))
+    corpus.case(case_id, ["doctor", "train.json", "--splits", "val.json", "--no-images"],
+                match=["patient_leakage", "val.json"], note="issue 17 class 7: 1 and '1.0' are one patient")
