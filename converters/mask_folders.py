@@ -18,8 +18,8 @@ from pathlib import Path
 from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError
 
-from .common import (ConversionReport, finish, indent_option, info_image_root, list_images, out_option,
-                     verify_images_option, workers_option)
+from .common import (ConversionReport, finish, ignored_files, indent_option, info_image_root, list_images,
+                     note_ignored, out_option, verify_images_option, workers_option)
 from .image_metadata import MetadataTable, parse_keep, read_metadata
 from .mask_records import SIZE_POLICIES, MaskDecoder, MaskItem, MaskOptions, assemble, convert_items, raise_problems
 from .mask_values import LOSSY_THRESHOLD, MaskValuePolicy
@@ -251,6 +251,8 @@ def convert_mask_folders(images: PathArg, masks: PathArg, out: PathArg | None = 
     pairs = pair_masks(opts.images, opts.masks, opts.mask_suffix, opts.allow_missing_masks)
     report.add("images in", len(pairs))
     report.add("masks in", sum(m is not None for _, m in pairs))
+    folders = {Path(p).resolve(): Path(p) for p in (opts.masks, opts.images)}.values()
+    note_ignored(report, [entry for folder in folders for entry in ignored_files(folder)])
     items = [MaskItem(str(image), image.name, str(mask) if mask else None) for image, mask in pairs]
     items, extras = attach_metadata(items, table, report)
     policy = value_policy(opts, class_map=opts.class_map is not None)

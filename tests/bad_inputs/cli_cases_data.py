@@ -63,6 +63,7 @@ def build(corpus) -> None:
     exact_types(corpus)
     lossy_masks(corpus)
     group_keys(corpus)
+    drops_and_collisions(corpus)
 
 
 def exact_types(corpus) -> None:
@@ -181,3 +182,39 @@ def group_keys(corpus) -> None:
     corpus.write(case_id, "val.json", json.dumps(val))
     corpus.case(case_id, ["doctor", "train.json", "--splits", "val.json", "--no-images"],
                 match=["patient_leakage", "val.json"], note="issue 17 class 7: 1 and '1.0' are one patient")
+
+
+def drops_and_collisions(corpus) -> None:
+    """Class 8: ignored files are counted with a reason; a class folder's masks are never dropped; ids collide."""
+    image, mask = encode(real_image()), encode(real_mask())
+    case_id = "drop_convert_folders_webp_counted"
+    corpus.folder(case_id)
+    corpus.write(case_id, "tree/COVID/a.png", image)
+    corpus.write(case_id, "tree/COVID/b.webp", encode(real_image(), "WEBP"))
+    corpus.case(case_id, ["convert", "folders", "tree", "--out", "x.json"], exit=0,
+                match=["files ignored", "not an image type (.webp): COVID/b.webp"], present=["x.json"],
+                note="issue 17 class 8: converted, with the WebP file counted as ignored")
+    case_id = "drop_covid_masks_without_images"
+    corpus.folder(case_id)
+    corpus.write(case_id, "tree/COVID/images/a.png", image)
+    corpus.write(case_id, "tree/COVID/masks/a.png", mask)
+    corpus.write(case_id, "tree/Normal/masks/b.png", mask)
+    corpus.case(case_id, ["convert", "covid-radiography", "tree", "--out", "x.json"],
+                match=["'Normal'", "masks folder but no images folder"], absent=["x.json"], note="issue 17 class 8")
+    case_id = "collide_export_rle_csv_same_stem"
+    data = coco_of_mask(real_mask(), "a/x.png")
+    data["images"].append({**data["images"][0], "id": 2, "file_name": "b/x.png"})
+    data["annotations"].append({**data["annotations"][0], "id": 2, "image_id": 2})
+    real_dataset(corpus, case_id, data)
+    corpus.write(case_id, "images/a/x.png", image)
+    corpus.write(case_id, "images/b/x.png", image)
+    corpus.case(case_id, ["export", "rle-csv", "coco.json", "--order", "column", "--out", "x.csv"],
+                match=["'x': image 1 ('a/x.png') and image 2 ('b/x.png')"], absent=["x.csv"],
+                note="issue 17 class 8")
+    case_id = "collide_convert_metadata_dot_slash"
+    corpus.folder(case_id)
+    corpus.write(case_id, "images/x.png", image)
+    corpus.write(case_id, "labels.csv", "filename,finding\nx.png,COVID-19\n./x.png,No Finding\n")
+    corpus.case(case_id, ["convert", "metadata", "labels.csv", "--images", "images", "--out", "x.json"],
+                match=["labels.csv", "line 3", "'./x.png'", "repeats line 2"], absent=["x.json"],
+                note="issue 17 class 8")
