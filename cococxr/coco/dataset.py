@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +25,15 @@ from cococxr.coco.split import STRATIFY_BY_LABELS, split_image_ids
 from cococxr.coco.validate import ValidationIssue, check_top_level, raise_on_errors, validate_dataset
 from cococxr.errors import CocoFormatError, ConfigError, UnsafePathError
 from cococxr.paths import check_inside, check_relative_name, safe_join
+
+
+def _warn_without_mask(issues: list[ValidationIssue], source: str) -> None:
+    """One UserWarning for the annotations whose ``segmentation`` is ``[]`` (bounding-box only)."""
+    empty = [i for i in issues if i.code == "empty_segmentation"]
+    if empty:
+        warnings.warn(f"{source}: {len(empty)} annotation(s) have 'segmentation': [] (bounding-box only, e.g. "
+                      f"{empty[0].path}, annotation {empty[0].ann_id!r}): they carry no mask and rasterise to "
+                      "empty masks", UserWarning, stacklevel=3)
 
 
 class CocoDataset:
@@ -73,6 +83,7 @@ class CocoDataset:
         self.issues: list[ValidationIssue] = []
         if validate:
             raise_on_errors(self.validate(), self.source)
+            _warn_without_mask(self.issues, self.source)
         self.validated = validate
         self._build_index()
 

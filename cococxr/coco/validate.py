@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from cococxr.coco.records import MAX_PIXELS, image_size, is_int, is_number, short
+from cococxr.coco.records import MAX_PIXELS, image_size, is_int, is_number, other_coco_kind, short
 from cococxr.errors import CocoFormatError, RLEError, UnsafePathError
 from cococxr.paths import check_relative_name
 from cococxr.rle import encode_counts, parse_counts, polygon_outside_problem
@@ -71,6 +71,9 @@ def top_level_problem(data: Any) -> str | None:
     """Describe what is wrong with the top level of a COCO dict, or return None."""
     if not isinstance(data, dict):
         return f"expected a JSON object with 'images' and 'categories' lists, got a {type(data).__name__}"
+    other = other_coco_kind(data)
+    if other:
+        return f"this is {other}"
     missing = [key for key in ("images", "categories") if key not in data]
     if missing:
         return f"missing the {' and '.join(map(repr, missing))} list(s)"
@@ -309,8 +312,9 @@ class _Validator:
 
     def _polygons(self, polygons: list, where: _Where, size: tuple[int, int] | None) -> dict | None:
         if not polygons:
-            self._error("empty_segmentation", where, "segmentation is an empty list; drop the key for an "
-                        "image-level label", ".segmentation")
+            self._warn("empty_segmentation", where, "segmentation is an empty list: a bounding-box-only "
+                       "annotation (as Roboflow and CVAT export them) that carries no mask; it rasterises to an "
+                       "empty mask", ".segmentation")
             return None
         problems = [(k, polygon_problem(p)) for k, p in enumerate(polygons)]
         for k, problem in problems:

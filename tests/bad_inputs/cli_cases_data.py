@@ -64,6 +64,7 @@ def build(corpus) -> None:
     lossy_masks(corpus)
     group_keys(corpus)
     drops_and_collisions(corpus)
+    third_party(corpus)
 
 
 def exact_types(corpus) -> None:
@@ -218,3 +219,22 @@ def drops_and_collisions(corpus) -> None:
     corpus.case(case_id, ["convert", "metadata", "labels.csv", "--images", "images", "--out", "x.json"],
                 match=["labels.csv", "line 3", "'./x.png'", "repeats line 2"], absent=["x.json"],
                 note="issue 17 class 8")
+
+
+def third_party(corpus) -> None:
+    """Class 10: bounding-box-only annotations warn in one line; panoptic and caption files are named."""
+    data = coco_of_mask(real_mask())
+    data["annotations"][0]["segmentation"] = []
+    real_dataset(corpus, "third_party_bbox_only_export_masks", data)
+    corpus.case("third_party_bbox_only_export_masks", ["export", "masks", "coco.json", "--out", "out"], exit=0,
+                match=["cococxr: warning: coco.json: 1 annotation(s)", "carry no mask"], present=["out"],
+                note="issue 17 class 10: a warning, one clean line")
+    panoptic = {**coco_of_mask(real_mask()), "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": [
+        {"id": 1, "category_id": 1, "area": 10, "bbox": [0, 0, 5, 2], "iscrowd": 0}]}]}
+    captions = {"images": panoptic["images"], "annotations": [{"id": 1, "image_id": 1, "caption": "a chest X-ray"}]}
+    for case_id, other, command, kind in (("third_party_panoptic_validate", panoptic, "validate", "panoptic"),
+                                          ("third_party_panoptic_doctor", panoptic, "doctor", "panoptic"),
+                                          ("third_party_caption_inspect", captions, "inspect", "caption")):
+        real_dataset(corpus, case_id, other)
+        corpus.case(case_id, [command, "coco.json"], match=["coco.json", f"COCO {kind} file"],
+                    note="issue 17 class 10")
