@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except RecursionError:
         print("cococxr: error: the input is nested too deeply to process (RecursionError)", file=sys.stderr)
         return 2
+    except OverflowError as exc:  # e.g. pycocotools' 32-bit counts
+        print(f"cococxr: error: a size or count in the input is too large to process ({exc})", file=sys.stderr)
+        return 2
     except MemoryError:
         print("cococxr: error: out of memory; the input claims more memory than this machine has (see "
               "COCOCXR_MAX_PIXELS in docs/reliability.md)", file=sys.stderr)

@@ -19,7 +19,7 @@ from pycocotools import mask as mask_utils
 from cococxr.coco.records import MAX_PIXELS, image_size, is_int, is_number, other_coco_kind, short
 from cococxr.errors import CocoFormatError, RLEError, UnsafePathError
 from cococxr.paths import check_relative_name
-from cococxr.rle import encode_counts, parse_counts, polygon_outside_problem
+from cococxr.rle import encode_counts, max_pixels, parse_counts, polygon_outside_problem
 
 #: Largest distance (pixels) between a stored bbox edge and the mask's before warning.
 BBOX_TOLERANCE_PX = 4.0
@@ -180,6 +180,7 @@ class _Validator:
         self.cat_names: dict[str, int] = {}
         self.ann_ids: dict[int, int] = {}
         self.file_names: dict[str, int] = {}
+        self.max_pixels = max_pixels()
 
     def run(self) -> list[ValidationIssue]:
         """Run every check and return the issues."""
@@ -234,9 +235,14 @@ class _Validator:
             if not (is_int(img.get(key)) and img[key] > 0):
                 self._error("bad_image_size", where, f"{key} must be a positive integer, got {short(img.get(key))}",
                             f".{key}")
-        if is_int(img.get("height")) and is_int(img.get("width")) and img["height"] * img["width"] > MAX_PIXELS:
+        pixels = img["height"] * img["width"] if is_int(img.get("height")) and is_int(img.get("width")) else 0
+        if pixels > MAX_PIXELS:
             self._error("bad_image_size", where, f"height x width = {img['height']} x {img['width']} is more than "
                         f"{MAX_PIXELS} pixels, the most a pycocotools RLE (32-bit run lengths) can hold", ".height")
+        elif pixels > self.max_pixels:
+            self._error("bad_image_size", where, f"height x width = {img['height']} x {img['width']} = {pixels} "
+                        f"pixels is over the limit of {self.max_pixels} (set COCOCXR_MAX_PIXELS to allow it)",
+                        ".height")
         self._file_name(img.get("file_name"), where, i)
 
     def _file_name(self, name: Any, where: _Where, i: int) -> None:

@@ -65,6 +65,7 @@ def build(corpus) -> None:
     group_keys(corpus)
     drops_and_collisions(corpus)
     third_party(corpus)
+    data_limits(corpus)
 
 
 def exact_types(corpus) -> None:
@@ -238,3 +239,23 @@ def third_party(corpus) -> None:
         real_dataset(corpus, case_id, other)
         corpus.case(case_id, [command, "coco.json"], match=["coco.json", f"COCO {kind} file"],
                     note="issue 17 class 10")
+
+
+def data_limits(corpus) -> None:
+    """Class 6 (data): deep nesting and sizes over COCOCXR_MAX_PIXELS are one line, nothing allocated."""
+    real_dataset(corpus, "data_deep_json_validate", text='{"images": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    corpus.case("data_deep_json_validate", ["validate", "coco.json"], match=["coco.json", "nested too deeply"],
+                note="issue 17 class 6 (data): RecursionError")
+    data = coco_of_mask(real_mask())
+    data["images"][0].update(height=60000, width=60000)
+    data["annotations"][0]["segmentation"] = [[2, 2, 30, 2, 30, 30]]
+    real_dataset(corpus, "data_gigapixel_record_export_masks", data)
+    corpus.case("data_gigapixel_record_export_masks", ["export", "masks", "coco.json", "--out", "out"],
+                match=["images[0].height", "60000 x 60000", "COCOCXR_MAX_PIXELS"], absent=["out"],
+                note="issue 17 class 6 (data): refused before allocating")
+    corpus.folder("data_height_width_over_limit")
+    corpus.write("data_height_width_over_limit", "labels.csv", "ImageId,EncodedPixels\na,1 2\n")
+    corpus.case("data_height_width_over_limit", ["convert", "rle-csv", "labels.csv", "--order", "row", "--height",
+                                                 "20000", "--width", "20000", "--out", "x.json"],
+                match=["--height 20000 --width 20000", "over the limit", "COCOCXR_MAX_PIXELS"], absent=["x.json"],
+                note="issue 17 class 6 (data)")
