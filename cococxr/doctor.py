@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cococxr.coco import CocoDataset, ValidationIssue, is_label_annotation, validate_dataset
+from cococxr.coco.files import read_json
 from cococxr.coco.split import group_key_text
 from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, UnsafePathError
 from cococxr.io import read_image
@@ -377,10 +378,10 @@ def _check_file(path: str | Path, image_root: str | Path | None = None, *, check
 
 
 def _raw_json(path: str | Path):
-    """The parsed JSON of a file that indexing refused, or None when it does not parse."""
+    """The parsed JSON of a file that indexing refused, or None when it does not read (duplicate keys too)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        return read_json(Path(path))
+    except CocoFormatError:
         return None
 
 

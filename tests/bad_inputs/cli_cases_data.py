@@ -96,11 +96,11 @@ def exact_types(corpus) -> None:
                                        ["coco.json", "'iscrowd'", "object with id 1"]),
     }
     for case_id, (raw, match) in duplicated.items():
-        for command in ("validate", "export"):
+        for command in ("validate", "export", "doctor"):
             cid = f"{case_id}_{command}"
             real_dataset(corpus, cid, text=raw)
-            argv = ["validate", "coco.json"] if command == "validate" else ["export", "masks", "coco.json",
-                                                                           "--out", "out"]
+            argv = {"validate": ["validate", "coco.json"], "doctor": ["doctor", "coco.json"],
+                    "export": ["export", "masks", "coco.json", "--out", "out"]}[command]
             corpus.case(cid, argv, match=match, absent=["out"], note="issue 17 class 5: duplicate JSON keys")
 
 
