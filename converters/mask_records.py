@@ -29,7 +29,7 @@ from cococxr.masks import mask_to_annotations
 from cococxr.preprocess import resize_mask
 
 from .common import ConversionReport, parallel_map
-from .mask_values import MaskValuePolicy, binary_mask, check_image_file, check_mask_file, policy_notes
+from .mask_values import MaskValuePolicy, binary_mask, check_mask_file, policy_notes
 
 SIZE_POLICIES = ("resize", "resize-any", "error")
 ASPECT_TOLERANCE = 0.02
@@ -221,7 +221,6 @@ def check_size(mask_shape: Sequence[int], image_shape: Sequence[int], policy: st
 
 def convert_item(item: MaskItem, options: MaskOptions) -> ItemResult:
     """Read one image (size) and its mask and encode one annotation per class (or instance)."""
-    check_image_file(item.image)
     shape = read_image(item.image).shape if options.verify_images else image_size(item.image)
     result = ItemResult(height=int(shape[0]), width=int(shape[1]))
     if item.mask is None:

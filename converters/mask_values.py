@@ -9,7 +9,8 @@ The mask converters (``convert masks``, ``convert covid-radiography``) apply, pe
 - **Multi-page TIFF**: an error (only page 1 would be read); save one mask per file.
 - **EXIF orientation** other than 1 on a mask or its image: an error (OpenCV reads the
   stored pixels, so the mask and a viewer's picture would disagree); rotate the pixels
-  and drop the tag. :mod:`cococxr.io` applies the same rule to every image it reads.
+  and drop the tag. The rule is :mod:`cococxr.exif`'s, applied by :mod:`cococxr.io` to
+  every image it reads (so to the converters' images too).
 - **Binary masks** (no class map) must hold 0 and at most one other value. Several
   non-zero values (an anti-aliased halo of grays around 255, or labels 1 and 2 that a
   binary conversion would merge) are an error naming the file and the values, unless
@@ -64,13 +65,6 @@ def file_facts(path: str) -> tuple[str | None, int, int]:
             return image.format, pages, orientation(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError):
         return None, 1, 1  # unreadable files are named by the reader that follows
-
-
-def check_image_file(path: str) -> None:
-    """Refuse an image whose EXIF orientation would rotate it away from its mask."""
-    _, _, orientation = file_facts(path)
-    if orientation != 1:
-        raise ConversionError(_orientation_message(path, orientation, "image"))
 
 
 def check_mask_file(path: str, policy: MaskValuePolicy) -> bool:
@@ -148,5 +142,5 @@ def _format(value) -> str:
     return ",".join(str(int(v)) for v in value) if np.ndim(value) else str(int(value))
 
 
-__all__ = ["LOSSY_THRESHOLD", "MaskValuePolicy", "binary_mask", "check_image_file", "check_mask_file",
+__all__ = ["LOSSY_THRESHOLD", "MaskValuePolicy", "binary_mask", "check_mask_file",
            "file_facts", "policy_notes"]

@@ -166,7 +166,7 @@ def test_exif_orientation_on_an_image_is_refused_everywhere(tmp_path):
     gray = cv2.imread(str(images / f"{STEMS[0]}.png"), cv2.IMREAD_GRAYSCALE)
     path = images / f"{STEMS[0]}.png"
     _save(path, gray, "PNG", exif=_exif(8))
-    with pytest.raises(ConversionError, match="image .*00870a9c.png has EXIF orientation 8"):
+    with pytest.raises(ImageReadError, match="00870a9c.png has EXIF orientation 8"):
         convert_mask_folders(images, masks)
     with pytest.raises(ImageReadError, match="EXIF orientation 8"):
         read_image(path)
