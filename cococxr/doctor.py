@@ -25,6 +25,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cococxr.coco import CocoDataset, ValidationIssue, is_label_annotation, validate_dataset
+from cococxr.coco.files import read_json
+from cococxr.coco.split import group_key_text
 from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, UnsafePathError
 from cococxr.io import read_image
 
@@ -376,10 +378,10 @@ def _check_file(path: str | Path, image_root: str | Path | None = None, *, check
 
 
 def _raw_json(path: str | Path):
-    """The parsed JSON of a file that indexing refused, or None when it does not parse."""
+    """The parsed JSON of a file that indexing refused, or None when it does not read (duplicate keys too)."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        return read_json(Path(path))
+    except CocoFormatError:
         return None
 
 
@@ -395,6 +397,14 @@ def _file_key(ds: CocoDataset, image_id, img: dict) -> str | None:
         return name
 
 
+def _patient(value) -> str | None:
+    """A patient id compared as the split compares group keys (1, "1" and 1.0 are one patient)."""
+    try:
+        return group_key_text(value)
+    except ConfigError:
+        return json.dumps(value, sort_keys=True, default=str)  # a list or dict: compared as written
+
+
 def _split_findings(checked: list[_Checked], patient_key: str) -> list[Finding]:
     """The same patient, image file or pixels in two of the files given together."""
     parts = [c for c in checked if c.dataset is not None]
@@ -404,11 +414,11 @@ def _split_findings(checked: list[_Checked], patient_key: str) -> list[Finding]:
     for part in parts:
         label, ds = part.summary["path"], part.dataset
         for image_id, img in ds.imgs.items():
-            value, key = img.get(patient_key), _file_key(ds, image_id, img)
-            if value is None or value == "":
+            value, key = _patient(img.get(patient_key)), _file_key(ds, image_id, img)
+            if value is None:
                 no_patient.append({"image_id": image_id, "file_name": img.get("file_name"), "detail": label})
             else:
-                patients[str(value)].setdefault(label, []).append(img.get("file_name"))
+                patients[value].setdefault(label, []).append(img.get("file_name"))
             if key is not None:
                 files[key][label] = img["file_name"]
             if image_id in part.hashes:

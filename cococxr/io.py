@@ -24,6 +24,7 @@ from pydicom.valuerep import PersonName
 
 from cococxr.atomic import atomic_write_bytes
 from cococxr.errors import ConfigError, ImageReadError
+from cococxr.exif import orientation as exif_orientation, orientation_problem
 
 PathLike = str | os.PathLike
 
@@ -162,15 +163,23 @@ def _check_pixel_count(path: Path, data: bytes) -> None:
     """Refuse a header declaring more pixels than Pillow's decompression-bomb limit.
 
     OpenCV allocates the declared size before decoding, so a few kilobytes could claim
-    gigabytes. The limit is ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (about 179 M pixels).
+    gigabytes. The limit is ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (about 179 M pixels). Also
+    refuses an EXIF orientation other than 1 (:func:`_check_orientation`).
     """
     try:
-        with Image.open(io.BytesIO(data)):
-            pass
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = exif_orientation(image)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{path}: {exc} (raise PIL.Image.MAX_IMAGE_PIXELS to allow it)") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        pass  # left to OpenCV, whose failure names the file
+        return  # left to OpenCV, whose failure names the file
+    _check_orientation(path, orientation)
+
+
+def _check_orientation(path: Path, orientation: int) -> None:
+    """Refuse an EXIF orientation other than 1: pixels are read as stored, never rotated."""
+    if orientation_problem(path, orientation):
+        raise ImageReadError(orientation_problem(path, orientation))
 
 
 def _decode(path: Path, data: bytes, fmt: str) -> np.ndarray:
@@ -285,9 +294,10 @@ def image_size(path: PathLike) -> tuple[int, int]:
     _check_file(path)
     try:
         with Image.open(path) as image:
-            width, height = image.size
+            (width, height), orientation = image.size, exif_orientation(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"{path}: cannot read the image header ({exc})") from exc
+    _check_orientation(path, orientation)
     return height, width
 
 

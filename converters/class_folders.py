@@ -19,8 +19,8 @@ from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError
 from cococxr.io import image_size, read_image
 
-from .common import (ConversionReport, finish, indent_option, info_image_root, list_images, out_option,
-                     parallel_map, verify_images_option, workers_option)
+from .common import (ConversionReport, finish, ignored_files, indent_option, info_image_root, list_images,
+                     note_ignored, out_option, parallel_map, verify_images_option, workers_option)
 
 LAYOUTS = ("auto", "splits", "classes")
 
@@ -49,8 +49,12 @@ def detect_layout(root: Path) -> str:
     return "splits" if nested else "classes"
 
 
-def scan_tree(root: str | os.PathLike, layout: str = "auto") -> list[LabelledImage]:
+def scan_tree(root: str | os.PathLike, layout: str = "auto",
+              ignored: list[tuple[Path, str]] | None = None) -> list[LabelledImage]:
     """List every image of the tree with its class and split, sorted by relative path.
+
+    Files left out (not an image type, or outside any class folder) are appended to
+    ``ignored`` as ``(path, reason)``.
 
     Raises:
         ConfigError: ROOT missing, unknown layout, or split names equal up to case.
@@ -68,9 +72,13 @@ def scan_tree(root: str | os.PathLike, layout: str = "auto") -> list[LabelledIma
     if len(set(splits)) != len(splits):
         raise ConfigError(f"{root}: split folders whose names differ only in case: {splits}")
     images, empty = [], []
+    ignored = [] if ignored is None else ignored
+    tops = [root] + (_subfolders(root) if layout == "splits" else [])
+    ignored += [(p, "not inside a class folder") for top in tops for p in sorted(top.iterdir()) if not p.is_dir()]
     for split, classes in groups:
         for folder in classes:
             found = list_images(folder, recursive=True)
+            ignored += ignored_files(folder, recursive=True)
             empty += [] if found else [str(folder)]
             images += [LabelledImage(p, p.relative_to(root).as_posix(), folder.name, split) for p in found]
     if empty:
@@ -98,8 +106,10 @@ def _build(images: list[LabelledImage], shapes: dict[Path, tuple[int, int]], cla
 
 def _scan_and_measure(root, layout, verify_images, workers, report):
     """Scan the tree and read every image's size (in parallel)."""
-    images = scan_tree(root, layout)
+    ignored: list[tuple[Path, str]] = []
+    images = scan_tree(root, layout, ignored)
     report.add("images in", len(images))
+    note_ignored(report, ignored, root)
     sizes = parallel_map(partial(_shape, verify=verify_images), [i.path for i in images], workers, desc="images")
     return images, dict(zip((i.path for i in images), sizes, strict=True)), sorted({i.label for i in images})
 

@@ -120,6 +120,31 @@ def list_images(folder: str | os.PathLike, suffixes: Iterable[str] = IMAGE_SUFFI
     return found
 
 
+def ignored_files(folder: str | os.PathLike, recursive: bool = False,
+                  suffixes: Iterable[str] = IMAGE_SUFFIXES) -> list[tuple[Path, str]]:
+    """The files of ``folder`` that :func:`list_images` leaves out, each with the reason."""
+    folder = Path(folder)
+    suffixes = tuple(s.lower() for s in suffixes)
+    found = sorted(p for p in folder.glob("**/*" if recursive else "*") if p.is_file() or p.is_symlink())
+    return [(p, "hidden file" if p.name.startswith(".") else f"not an image type ({p.suffix.lower() or 'no suffix'})")
+            for p in found if p.suffix.lower() not in suffixes]
+
+
+def note_ignored(report: ConversionReport, ignored: list[tuple[Path, str]], root: str | os.PathLike | None = None) -> None:
+    """Count ignored input files in the report, with their reasons and a few examples (relative to ``root``)."""
+    report.add("files ignored", len(ignored))
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in ignored:
+        try:
+            shown = path.relative_to(root).as_posix() if root is not None else path.as_posix()
+        except ValueError:
+            shown = path.as_posix()
+        by_reason.setdefault(reason, []).append(shown)
+    for reason, names in by_reason.items():
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        report.notes.append(f"ignored {len(names)} file(s), {reason}: {', '.join(names[:3])}{more}")
+
+
 def info_image_root(images_dir: str | os.PathLike, out_json: str | os.PathLike | None) -> str:
     """The ``info.image_root`` of a converted dataset: relative to ``out_json``, absolute without one."""
     return image_root_hint(images_dir, out_json) if out_json is not None else str(Path(images_dir).resolve())

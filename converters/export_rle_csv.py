@@ -25,7 +25,7 @@ import numpy as np
 
 from cococxr.atomic import atomic_write_bytes
 from cococxr.config import PathArg, load_options, option
-from cococxr.errors import ConfigError
+from cococxr.errors import ConfigError, ConversionError
 from cococxr.rle import coco_to_runs, merge_runs, runs_to_kaggle
 
 from .common import ConversionReport, comma_list, out_option
@@ -117,6 +117,7 @@ def export_rle_csv(coco, out: PathArg | None = None, **options):
         raise ConfigError(f"pixel order {order!r}: pass order 'row' or 'column' (--order); the dataset does not "
                           "record one (it was not made by `convert rle-csv`)")
     cats = _classes(dataset, opts.classes)
+    _check_unique_ids(dataset)
     if class_column is None:
         class_column = meta.get("class_column") if meta else ("class" if len(cats) > 1 else None)
     roles = {"id": opts.id_column or meta.get("id_column") or "ImageId", "class": class_column or None,
@@ -161,6 +162,23 @@ def _columns(meta: dict, roles: dict) -> list[str]:
     if roles["class"] and not meta.get("class_column"):
         columns.insert(columns.index(roles["rle"]), roles["class"])
     return columns
+
+
+def _check_unique_ids(dataset) -> None:
+    """Refuse two images that would be written under one ImageId (a re-import would merge them)."""
+    first: dict[str, tuple] = {}
+    clashes = []
+    for image_id, img in dataset.imgs.items():
+        key = _kaggle_id(img)
+        if key in first:
+            clashes.append(f"{key!r}: image {first[key][0]} ({first[key][1]!r}) and image {image_id} "
+                           f"({img.get('file_name')!r})")
+        first.setdefault(key, (image_id, img.get("file_name")))
+    if clashes:
+        raise ConversionError(f"{dataset.source}: {len(clashes)} ImageId(s) would be written for two images, and "
+                              f"reading the CSV back would merge their masks: {'; '.join(clashes[:5])}"
+                              f"{' ...' if len(clashes) > 5 else ''}. The ImageId is the file name's stem (or "
+                              f"the image's kaggle_id): give each image a unique kaggle_id, or rename the files")
 
 
 def _cell(record: dict, column: str, roles: dict) -> str:

@@ -18,10 +18,11 @@ from pathlib import Path
 from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError
 
-from .common import (ConversionReport, finish, indent_option, info_image_root, list_images, out_option,
-                     verify_images_option, workers_option)
+from .common import (ConversionReport, finish, ignored_files, indent_option, info_image_root, list_images,
+                     note_ignored, out_option, verify_images_option, workers_option)
 from .image_metadata import MetadataTable, parse_keep, read_metadata
 from .mask_records import SIZE_POLICIES, MaskDecoder, MaskItem, MaskOptions, assemble, convert_items, raise_problems
+from .mask_values import LOSSY_THRESHOLD, MaskValuePolicy
 
 _KEY = re.compile(r"^\s*(\d+)\s*(?:,\s*(\d+)\s*,\s*(\d+)\s*)?$")
 _NAME_THEN_KEY = re.compile(r"^(.*?)\s*,\s*(\d+(?:\s*,\s*\d+\s*,\s*\d+)?)\s*$")
@@ -167,6 +168,23 @@ def polygons_option():
     return option(False, "polygon segmentations (lossy) instead of RLE")
 
 
+def mask_threshold_option():
+    """``--mask-threshold T``: binary masks, value > T is foreground (see :mod:`converters.mask_values`)."""
+    return option(None, "binary masks: value > T is foreground (default: a mask must hold 0 and one other value; "
+                        "several values, e.g. an anti-aliased halo, are an error)", metavar="T")
+
+
+def allow_lossy_masks_option():
+    """``--allow-lossy-masks``: convert JPEG masks, thresholded."""
+    return option(False, f"convert JPEG (lossy) binary masks, thresholded at --mask-threshold (default "
+                         f"{LOSSY_THRESHOLD}); default: a JPEG mask is an error")
+
+
+def value_policy(opts, class_map: bool) -> MaskValuePolicy:
+    """The mask-value policy of a converter's options."""
+    return MaskValuePolicy(threshold=opts.mask_threshold, allow_lossy=opts.allow_lossy_masks, class_map=class_map)
+
+
 def keep_option():
     """``--keep``: ``"col:key,col2"`` metadata columns kept on image records (default: all)."""
     return option(None, "metadata columns to keep as image keys, 'col:new_key,col2' (default: all)", parse=parse_keep)
@@ -196,6 +214,8 @@ class MaskFolderOptions:
     metadata_key: str = option("filename", "metadata column naming the image file (default: filename)")
     label_column: str | None = option(None, "metadata column to add as image-level labels (e.g. finding)")
     size_mismatch: str = size_mismatch_option()
+    mask_threshold: int | None = mask_threshold_option()
+    allow_lossy_masks: bool = allow_lossy_masks_option()
     allow_missing_masks: bool = allow_missing_masks_option()
     instances: bool = instances_option()
     polygons: bool = polygons_option()
@@ -231,12 +251,16 @@ def convert_mask_folders(images: PathArg, masks: PathArg, out: PathArg | None = 
     pairs = pair_masks(opts.images, opts.masks, opts.mask_suffix, opts.allow_missing_masks)
     report.add("images in", len(pairs))
     report.add("masks in", sum(m is not None for _, m in pairs))
+    folders = {Path(p).resolve(): Path(p) for p in (opts.masks, opts.images)}.values()
+    note_ignored(report, [entry for folder in folders for entry in ignored_files(folder)])
     items = [MaskItem(str(image), image.name, str(mask) if mask else None) for image, mask in pairs]
     items, extras = attach_metadata(items, table, report)
+    policy = value_policy(opts, class_map=opts.class_map is not None)
     mask_options = MaskOptions(decoder, instances=opts.instances, polygons=opts.polygons, size_mismatch=opts.size_mismatch,
-                               verify_images=opts.verify_images)
+                               verify_images=opts.verify_images, values=policy)
     results = convert_items(items, mask_options, opts.workers)
     info = {"description": f"image + mask folders {Path(opts.images).name} + {Path(opts.masks).name}",
             "image_root": info_image_root(opts.images, opts.out)}
-    builder = assemble(items, results, decoder, report, info=info, supercategory=opts.supercategory, extras=extras)
+    builder = assemble(items, results, decoder, report, info=info, supercategory=opts.supercategory, extras=extras,
+                       values=policy)
     return finish(builder, opts.images, opts.out, report, opts.indent, checked=True)

@@ -29,6 +29,7 @@ from cococxr.masks import mask_to_annotations
 from cococxr.preprocess import resize_mask
 
 from .common import ConversionReport, parallel_map
+from .mask_values import MaskValuePolicy, binary_mask, check_mask_file, policy_notes
 
 SIZE_POLICIES = ("resize", "resize-any", "error")
 ASPECT_TOLERANCE = 0.02
@@ -178,6 +179,7 @@ class MaskOptions:
     polygons: bool = False
     size_mismatch: str = "resize"
     verify_images: bool = False
+    values: MaskValuePolicy = MaskValuePolicy()
 
 
 @dataclass
@@ -189,6 +191,8 @@ class ItemResult:
     annotations: list[dict] = field(default_factory=list)
     resized: str | None = None  # "up" or "down"
     mask_size: tuple[int, int] | None = None
+    lossy: bool = False
+    thresholded: bool = False
 
 
 def check_size(mask_shape: Sequence[int], image_shape: Sequence[int], policy: str,
@@ -221,7 +225,12 @@ def convert_item(item: MaskItem, options: MaskOptions) -> ItemResult:
     result = ItemResult(height=int(shape[0]), width=int(shape[1]))
     if item.mask is None:
         return result
-    labels = options.decoder.labels(read_mask(item.mask), item.mask)
+    result.lossy = check_mask_file(item.mask, options.values)
+    mask = read_mask(item.mask)
+    if not options.decoder.values:  # binary: one non-zero value, or the policy's threshold
+        mask = binary_mask(mask, item.mask, options.values, result.lossy)
+        result.thresholded = options.values.threshold is not None or result.lossy
+    labels = options.decoder.labels(mask, item.mask)
     result.resized = check_size(labels.shape, shape, options.size_mismatch, item.mask, item.image)
     if result.resized:
         result.mask_size = tuple(int(v) for v in labels.shape)
@@ -250,11 +259,13 @@ def raise_problems(problems: list[str], what: str) -> None:
 
 def assemble(items: Sequence[MaskItem], results: Sequence[ItemResult], decoder: MaskDecoder,
              report: ConversionReport, *, info: dict, supercategory: str = "anatomy",
-             extras: dict[str, dict] | None = None, label_names: Sequence[str] | None = None) -> CocoBuilder:
+             extras: dict[str, dict] | None = None, label_names: Sequence[str] | None = None,
+             values: MaskValuePolicy | None = None) -> CocoBuilder:
     """Number images, categories and annotations into a :class:`cococxr.coco.CocoBuilder`.
 
     Categories: the decoder's classes (``supercategory``) in order, then the labels
-    (``"finding"``) in ``label_names`` order (default: sorted). Counts go to ``report``.
+    (``"finding"``) in ``label_names`` order (default: sorted). Counts go to ``report``, and
+    the mask-value policies in force (``values``) to its notes.
     The builder checks every image and annotation as it is added, so the dataset needs
     no re-validation (``finish(..., checked=True)``).
     """
@@ -290,6 +301,8 @@ def assemble(items: Sequence[MaskItem], results: Sequence[ItemResult], decoder: 
         report.add(f"annotations out: {name}", n)
     for name, n in per_label.items():
         report.add(f"labels out: {name}", n)
+    report.notes += policy_notes(values or MaskValuePolicy(class_map=bool(decoder.values)),
+                                 sum(r.lossy for r in results), sum(r.thresholded for r in results))
     if ious:
         report.notes.append(f"polygons: raster IoU vs the mask min {min(ious):.4f}, mean {np.mean(ious):.4f} "
                             "(polygons are lossy; drop --polygons for exact RLE)")

@@ -33,6 +33,12 @@ def _image_size(job: tuple[str, int, str]) -> tuple[int, int]:
         raise ImageReadError(f"{csv}: line {line}: {exc}") from exc
 
 
+def _normal_name(name: str) -> str:
+    """``name`` without ``.`` segments and repeated slashes: ``./a//x.png`` is ``a/x.png`` (``..`` kept)."""
+    lead = "/" if name.startswith("/") else ""
+    return lead + "/".join(part for part in name.split("/") if part not in ("", "."))
+
+
 def _labels(cell: str, split: str | None) -> list[str]:
     """The labels of one cell (several when ``split`` is given), without blanks or repeats."""
     parts = cell.split(split) if split else [cell]
@@ -111,11 +117,14 @@ def convert_metadata(csv: PathArg, images: PathArg, out: PathArg | None = None, 
     for row, line, wanted in zip(table.rows, table.lines, selected):
         if not wanted:
             continue
-        name = row[file_index].strip().replace("\\", "/")
+        written = row[file_index].strip().replace("\\", "/")
+        name = _normal_name(written)
         if not name:
             raise ConversionError(f"{csv}: line {line}: empty {file_column!r} cell")
         if name in seen:
-            raise ConversionError(f"{csv}: line {line}: file {name!r} repeats line {seen[name]}")
+            same = "" if name == written else f" (written {written!r}: the same file)"
+            raise ConversionError(f"{csv}: line {line}: file {name!r}{same} repeats line {seen[name]}; one image "
+                                  "would get two records, with possibly conflicting labels")
         seen[name] = line
         path = safe_join(images, name, f"{csv}: line {line}: {file_column}")
         if not path.is_file():

@@ -38,6 +38,7 @@ from cococxr.coco import CocoBuilder
 from cococxr.config import PathArg, load_options, option
 from cococxr.errors import ConfigError, ConversionError, RLEError
 from cococxr.rle import merge_runs, runs_to_coco, runs_to_kaggle
+from cococxr.rle.arrays import check_size
 
 from .common import ConversionReport, finish, indent_option, info_image_root, out_option, parallel_map, workers_option
 from .csv_table import CsvTable, read_csv_table
@@ -100,7 +101,7 @@ def _convert_job(settings: _Settings, job: _Job) -> dict:
     spec, first = settings.spec, job.rows[0]
     where = f"{settings.csv}: line {first.line}"
     image = locate_image(spec, settings.root, job.kaggle_id, job.fields, where, settings.size)
-    shape = (image.height, image.width)
+    shape = check_size(image.height, image.width)
     runs: dict = {}
     empty, noncanonical, merged = [], 0, 0
     for row in job.rows:
@@ -237,6 +238,11 @@ def convert_rle_csv(csv: PathArg, images: PathArg | None = None, out: PathArg | 
     height, width = opts.height, opts.width
     if (height is None) != (width is None) or (height is not None and min(height, width) < 1):
         raise ConfigError(f"give both --height and --width as positive integers (got {height!r}, {width!r})")
+    if height is not None:
+        try:
+            check_size(height, width)  # refused before anything is allocated (COCOCXR_MAX_PIXELS)
+        except ConfigError as exc:
+            raise ConfigError(f"--height {height} --width {width}: {exc}") from None
     csv = Path(opts.csv)
     root = Path(opts.images) if opts.images is not None else csv.parent
     table = read_csv_table(csv, opts.sep)

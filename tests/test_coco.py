@@ -167,8 +167,8 @@ RULES = [
      "annotations[0].segmentation[1]", ["annotation 10", "at least 3"]),
     (_set("annotations.0.segmentation", [[0, 0, 10, float("nan"), 10, 8]]), "error", "bad_polygon",
      "annotations[0].segmentation[0]", ["annotation 10", "finite"]),
-    (_set("annotations.0.segmentation", []), "error", "empty_segmentation", "annotations[0].segmentation",
-     ["annotation 10"]),
+    (_set("annotations.0.segmentation", []), "warning", "empty_segmentation", "annotations[0].segmentation",
+     ["annotation 10", "carries no mask"]),
     (_set("annotations.0.segmentation", "[[0, 0, 10, 0, 10, 8]]"), "error", "bad_segmentation",
      "annotations[0].segmentation", ["annotation 10", "str"]),
     (_set("annotations.1.segmentation.size", [H + 1, W]), "error", "rle_size_mismatch",
@@ -561,12 +561,14 @@ def test_split_is_deterministic_per_seed():
     assert ids(7) != ids(8)
 
 
-def test_split_missing_group_key_warns_with_count():
+def test_split_missing_group_key_is_an_error_unless_allowed_then_warns_with_count():
     ds = split_dataset([0, 0, 1, 2])
     del ds.imgs[3]["patient_id"]
     ds.imgs[4]["patient_id"] = None
+    with pytest.raises(ConfigError, match="2 of 4 images have no 'patient_id'.*--allow-missing-group"):
+        ds.split({"a": 0.5, "b": 0.5}, "patient_id")
     with pytest.warns(UserWarning, match="2 of 4 images have no 'patient_id'"):
-        parts = ds.split({"a": 0.5, "b": 0.5}, "patient_id")
+        parts = ds.split({"a": 0.5, "b": 0.5}, "patient_id", allow_missing_group=True)
     assert sum(len(p) for p in parts.values()) == 4
 
 

@@ -111,7 +111,7 @@ def test_image_root_from_the_file_is_an_input(data, capsys):
 
 def test_legitimate_outputs_still_work(data, capsys):
     assert main(["export", "masks", "coco.json", "--out", "exported"]) == 0
-    assert main(["split", "coco.json", "--fractions", "train=0.5,val=0.5", "--out-dir", "."]) == 0
+    assert main(["split", "coco.json", "--fractions", "train=0.5,val=0.5", "--by", "id", "--out-dir", "."]) == 0
     assert main(["doctor", "coco.json", "--out", "report.md"]) == 0
     assert main(["merge", "train.json", "val.json", "--out", "merged.json"]) == 0
     assert (data / "exported" / "class_map.json").is_file() and (data / "merged.json").is_file()

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 
 from cococxr._version import __version__
 from cococxr.cli import core
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     previous = terminate_like_interrupt()  # SIGTERM unwinds like Ctrl-C: temporary files are removed
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         check_outputs(*args._command.path_arguments(args, args._labels))
         return int(handler(args) or 0)
@@ -78,9 +80,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cococxr: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    except RecursionError:
+        print("cococxr: error: the input is nested too deeply to process (RecursionError)", file=sys.stderr)
+        return 2
+    except OverflowError as exc:  # e.g. pycocotools' 32-bit counts
+        print(f"cococxr: error: a size or count in the input is too large to process ({exc})", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("cococxr: error: out of memory; the input claims more memory than this machine has (see "
+              "COCOCXR_MAX_PIXELS in docs/reliability.md)", file=sys.stderr)
+        return 2
     finally:
+        warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one clean line (no source line, no category), as errors are shown."""
+    print(f"cococxr: warning: {message}", file=file or sys.stderr)
 
 
 def reference_markdown() -> str:

@@ -93,6 +93,9 @@ def configure_split(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stratify", default=None,
                         help="image key, or 'label' for the image-level label, to keep proportions of")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allow-missing-group", action="store_true",
+                        help="images without the --by key each form their own group (default: an error, since "
+                             "per-image groups can put one patient on both sides)")
     parser.add_argument("--out-dir", required=True, help="folder for <split>.json files")
 
 
@@ -101,7 +104,8 @@ def run_split(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     check_outputs([(f"split {name!r}", out_dir / f"{name}.json") for name in fractions], [("coco", args.coco)])
     dataset = CocoDataset(args.coco)
-    parts = dataset.split(fractions, group_key=args.by, stratify_key=args.stratify, seed=args.seed)
+    parts = dataset.split(fractions, group_key=args.by, stratify_key=args.stratify, seed=args.seed,
+                          allow_missing_group=args.allow_missing_group)
     for name, part in parts.items():
         path = out_dir / f"{name}.json"
         part.write(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +25,15 @@ from cococxr.coco.split import STRATIFY_BY_LABELS, split_image_ids
 from cococxr.coco.validate import ValidationIssue, check_top_level, raise_on_errors, validate_dataset
 from cococxr.errors import CocoFormatError, ConfigError, UnsafePathError
 from cococxr.paths import check_inside, check_relative_name, safe_join
+
+
+def _warn_without_mask(issues: list[ValidationIssue], source: str) -> None:
+    """One UserWarning for the annotations whose ``segmentation`` is ``[]`` (bounding-box only)."""
+    empty = [i for i in issues if i.code == "empty_segmentation"]
+    if empty:
+        warnings.warn(f"{source}: {len(empty)} annotation(s) have 'segmentation': [] (bounding-box only, e.g. "
+                      f"{empty[0].path}, annotation {empty[0].ann_id!r}): they carry no mask and rasterise to "
+                      "empty masks", UserWarning, stacklevel=3)
 
 
 class CocoDataset:
@@ -73,6 +83,7 @@ class CocoDataset:
         self.issues: list[ValidationIssue] = []
         if validate:
             raise_on_errors(self.validate(), self.source)
+            _warn_without_mask(self.issues, self.source)
         self.validated = validate
         self._build_index()
 
@@ -258,12 +269,13 @@ class CocoDataset:
         return cls(data, root, validate=True)
 
     def split(self, fractions: Mapping[str, float], group_key: str, stratify_key: str | None = None,
-              seed: int = 0) -> dict[str, "CocoDataset"]:
+              seed: int = 0, allow_missing_group: bool = False) -> dict[str, "CocoDataset"]:
         """Split images into named parts so that no group spans two parts.
 
-        Groups are images sharing ``image[group_key]`` (e.g. ``"patient_id"``); images
-        without it (None, "" or NaN) each form their own group, with a UserWarning
-        giving their count. Groups are assigned greedily, largest first (ties in a
+        Groups are images sharing ``image[group_key]`` (e.g. ``"patient_id"``), compared
+        as ids: ``1``, ``"1"`` and ``1.0`` are one group (`split.group_key_text`). An
+        image without it (None, "" or NaN) is an error unless ``allow_missing_group``:
+        then each forms its own group, with a UserWarning giving their count. Groups are assigned greedily, largest first (ties in a
         seeded shuffle), each to the part whose size and stratum counts get closest to
         their targets (squared relative error) — deterministic for a given seed.
 
@@ -274,12 +286,18 @@ class CocoDataset:
             stratify_key: image-record key to stratify by, `STRATIFY_BY_LABELS` for the
                 image-level labels (multi-label images count towards each label), or None.
             seed: seed for the tie-breaking shuffle.
+            allow_missing_group: accept images without ``group_key`` (per-image groups).
 
         Returns:
             Part name -> `subset` of this dataset, in the order of ``fractions``.
+
+        Raises:
+            ConfigError: an image without the key (see ``allow_missing_group``), or a key
+                that is a list, dict or bool (names the image).
         """
         labels = self.image_labels if stratify_key == STRATIFY_BY_LABELS else None
-        parts = split_image_ids(self.imgs, fractions, group_key, stratify_key, seed, labels, self.source)
+        parts = split_image_ids(self.imgs, fractions, group_key, stratify_key, seed, labels, self.source,
+                                allow_missing_group)
         return {name: self.subset(image_ids) for name, image_ids in parts.items()}
 
     # ------------------------------------------------------------------ output

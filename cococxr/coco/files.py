@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,41 @@ def read_json(path: Path) -> Any:
         raise CocoFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); expected COCO JSON") from exc
     except OSError as exc:
         raise CocoFormatError(f"{path}: cannot read the COCO file: {exc.strerror or exc}") from exc
+    duplicates: list[tuple[str, dict]] = []
     try:
-        return json.loads(text)
+        data = json.loads(text, object_pairs_hook=_recording_duplicates(duplicates))
     except json.JSONDecodeError as exc:
         raise CocoFormatError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
                               f"is the file truncated or corrupted?") from exc
+    except RecursionError:
+        raise CocoFormatError(f"{path}: JSON nested too deeply to read (more than about "
+                              f"{sys.getrecursionlimit()} levels); a COCO file needs a few levels") from None
+    if duplicates:
+        key, record = duplicates[0]
+        raise CocoFormatError(f"{path}: the key {key!r} appears more than once in {_where(record, data)}; "
+                              f"JSON readers keep only one of them (which one differs between tools), so "
+                              f"remove or rename the duplicate ({len(duplicates)} duplicated key(s) in all)")
+    return data
+
+
+def _recording_duplicates(found: list) -> Callable[[list], dict]:
+    """An ``object_pairs_hook`` that builds dicts and records each key seen twice in one object."""
+    def hook(pairs: list) -> dict:
+        record = dict(pairs)
+        if len(record) != len(pairs):
+            seen: set = set()
+            found.extend((key, record) for key, _ in pairs if key in seen or seen.add(key))
+        return record
+    return hook
+
+
+def _where(record: dict, data: Any) -> str:
+    """Name the object holding a duplicated key: the top level, or a record by its id."""
+    if record is data:
+        return "the top-level object"
+    if "id" in record and not isinstance(record["id"], (dict, list)):
+        return f"the object with id {record['id']!r}"
+    return f"an object with keys {sorted(map(str, record))[:6]}"
 
 
 def resolve_image_root(image_root: str | Path | None, data: dict, json_path: Path | None) -> Path | None:

@@ -38,6 +38,19 @@ def short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def other_coco_kind(data: Mapping) -> str | None:
+    """Name a COCO file of another task (panoptic, captions) that cococxr does not read, or None."""
+    anns = data.get("annotations")
+    sample = [a for a in anns[:20] if isinstance(a, Mapping)] if isinstance(anns, list) else []
+    if any("segments_info" in a for a in sample):
+        return ("a COCO panoptic file (annotations with 'segments_info', masks in separate PNGs), not a COCO "
+                "instance-segmentation file; convert it first (panopticapi's panoptic2detection_coco_format)")
+    if any("caption" in a and "category_id" not in a for a in sample):
+        return ("a COCO caption file (annotations with 'caption' text, no categories or masks), not a COCO "
+                "instance-segmentation file; it has nothing cococxr can read")
+    return None
+
+
 def image_size(img: dict | None) -> tuple[int, int] | None:
     """Return (height, width) of a valid image record, else None."""
     if img is None:
@@ -48,4 +61,4 @@ def image_size(img: dict | None) -> tuple[int, int] | None:
     return None
 
 
-__all__ = ["MAX_PIXELS", "is_label_annotation", "is_int", "is_number", "is_missing", "short", "image_size"]
+__all__ = ["MAX_PIXELS", "other_coco_kind", "is_label_annotation", "is_int", "is_number", "is_missing", "short", "image_size"]

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from cococxr.coco.records import is_missing, is_number
+from cococxr.coco.records import is_missing, is_number, short
 from cococxr.errors import ConfigError
 
 #: ``split(stratify_key=STRATIFY_BY_LABELS)`` stratifies by image-level labels.
 STRATIFY_BY_LABELS = ":labels"
 _NO_LABEL = "(no label)"
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def check_fractions(fractions: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
@@ -64,24 +66,59 @@ def assign_groups(groups: list[list[int]], strata: dict[int, list[str]], fractio
 
 
 
-def group_images(images: Mapping[Any, dict], group_key: str, source: str) -> list[list[Any]]:
-    """Return image ids grouped by ``group_key`` (first-appearance order).
+def group_key_text(value: Any, where: str = "image") -> str | None:
+    """The canonical text of a group key, or None when it is missing (None, "", NaN).
 
-    Images without the key (None, "" or NaN) each form their own group, with a
-    UserWarning giving their count (pointing at the caller of `CocoDataset.split`).
+    Ids that are the same number are the same group: ``1``, ``"1"``, ``1.0``, ``"1.0"``
+    and ``" 001 "`` are all ``"1"`` (pandas makes ``1.0`` of an integer column with gaps,
+    and drops leading zeros when it reads ids as numbers); other strings are stripped.
+    Merging two ids can only make groups coarser, never leak a patient.
+
+    Raises:
+        ConfigError: a list, dict or bool (``where`` names the record).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) and value is not None:
+        raise ConfigError(f"{where}: group key {short(value)} is a {type(value).__name__}; expected a string "
+                          "or number identifying the group (e.g. the patient)")
+    if is_missing(value) or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not _NUMBER.fullmatch(value):
+            return value
+        value = float(value) if "." in value or "e" in value.lower() else int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def group_images(images: Mapping[Any, dict], group_key: str, source: str,
+                 allow_missing: bool = False) -> list[list[Any]]:
+    """Return image ids grouped by ``group_key`` (first-appearance order; see `group_key_text`).
+
+    Raises:
+        ConfigError: an image without the key (None, "" or NaN), unless ``allow_missing``:
+            then each such image forms its own group, with a UserWarning giving their count;
+            or a key that is a list, dict or bool.
     """
     groups: dict[tuple, list[Any]] = {}
-    missing = 0
+    missing = []
     for image_id, img in images.items():
-        value = img.get(group_key)
-        if is_missing(value):
-            missing += 1
+        where = f"{source}: image {short(image_id)} ({short(img.get('file_name'))})"
+        value = group_key_text(img.get(group_key), where)
+        if value is None:
+            missing.append(where.split(": ", 1)[1])
             key = ("missing", image_id)
         else:
-            key = ("value", json.dumps(value, sort_keys=True))
+            key = ("value", value)
         groups.setdefault(key, []).append(image_id)
+    if missing and not allow_missing:
+        raise ConfigError(f"{source}: {len(missing)} of {len(images)} images have no {group_key!r} (e.g. "
+                          f"{', '.join(missing[:3])}); each would be its own group, which can put one patient's "
+                          f"images on both sides. Add the key, or pass --allow-missing-group "
+                          f"(allow_missing_group=True) to accept per-image groups")
     if missing:
-        warnings.warn(f"{source}: {missing} of {len(images)} images have no {group_key!r}; "
+        warnings.warn(f"{source}: {len(missing)} of {len(images)} images have no {group_key!r}; "
                       f"each of them forms its own group", UserWarning, stacklevel=4)
     return list(groups.values())
 
@@ -107,7 +144,7 @@ def image_strata(images: Mapping[Any, dict], stratify_key: str | None,
 def split_image_ids(images: Mapping[Any, dict], fractions: Mapping[str, float], group_key: str,
                     stratify_key: str | None = None, seed: int = 0,
                     labels: Callable[[Any], list[str]] | None = None,
-                    source: str = "<dict>") -> dict[str, list[Any]]:
+                    source: str = "<dict>", allow_missing: bool = False) -> dict[str, list[Any]]:
     """Assign images to named parts so that no group spans two parts.
 
     See `CocoDataset.split` for the rules.
@@ -120,16 +157,17 @@ def split_image_ids(images: Mapping[Any, dict], fractions: Mapping[str, float], 
         seed: seed for the tie-breaking shuffle.
         labels: image id -> label names (for `STRATIFY_BY_LABELS`).
         source: the dataset's name in warnings.
+        allow_missing: images without the key form their own groups instead of an error.
 
     Returns:
         Part name -> image ids (in group order), in the order of ``fractions``.
     """
     names, weights = check_fractions(fractions)
-    groups = group_images(images, group_key, source)
+    groups = group_images(images, group_key, source, allow_missing)
     assignment = assign_groups(groups, image_strata(images, stratify_key, labels), weights, seed)
     return {name: [i for group, part in zip(groups, assignment) if part == k for i in group]
             for k, name in enumerate(names)}
 
 
-__all__ = ["STRATIFY_BY_LABELS", "check_fractions", "assign_groups", "group_images", "image_strata",
+__all__ = ["STRATIFY_BY_LABELS", "check_fractions", "assign_groups", "group_key_text", "group_images", "image_strata",
            "split_image_ids"]

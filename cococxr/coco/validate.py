@@ -2,9 +2,11 @@
 
 Each issue names the JSON path and the image/annotation id. Third-party quirks load as
 warnings: category id 0 (V7 Darwin), RLE ``size`` written as ``[width, height]`` (V7
-Darwin; read as ``[height, width]`` of the image), ``area``/``bbox`` that disagree with
+Darwin; read as ``[height, width]`` of the image, only when the annotation's bbox confirms
+that reading: else it is the error ``rle_size_mismatch``), ``area``/``bbox`` that disagree with
 the mask (rounding, or ``area: 0`` on crowd RLE). RLE counts are checked by the codec
-(:func:`cococxr.rle.parse_counts`).
+(:func:`cococxr.rle.parse_counts`). Types are exact, as pycocotools reads them: ids,
+``height``/``width`` are ints (not bools or floats), ``iscrowd`` is the int 0 or 1.
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from cococxr.coco.records import MAX_PIXELS, image_size, is_int, is_number, short
+from cococxr.coco.records import MAX_PIXELS, image_size, is_int, is_number, other_coco_kind, short
 from cococxr.errors import CocoFormatError, RLEError, UnsafePathError
 from cococxr.paths import check_relative_name
-from cococxr.rle import encode_counts, parse_counts, polygon_outside_problem
+from cococxr.rle import encode_counts, max_pixels, parse_counts, polygon_outside_problem
 
 #: Largest distance (pixels) between a stored bbox edge and the mask's before warning.
 BBOX_TOLERANCE_PX = 4.0
@@ -69,6 +71,9 @@ def top_level_problem(data: Any) -> str | None:
     """Describe what is wrong with the top level of a COCO dict, or return None."""
     if not isinstance(data, dict):
         return f"expected a JSON object with 'images' and 'categories' lists, got a {type(data).__name__}"
+    other = other_coco_kind(data)
+    if other:
+        return f"this is {other}"
     missing = [key for key in ("images", "categories") if key not in data]
     if missing:
         return f"missing the {' and '.join(map(repr, missing))} list(s)"
@@ -140,6 +145,19 @@ def _box_edges(box: list[float]) -> tuple[float, float, float, float]:
     return x, y, x + w, y + h
 
 
+def _not_int(value: Any) -> str:
+    """`` (ids are integers, this is a str)`` for a value of the wrong type, else ''."""
+    return "" if is_int(value) or value is None else f" (ids are integers; this is a {type(value).__name__})"
+
+
+def _bbox_confirms(bbox: Any, rle: dict) -> bool:
+    """True when ``bbox`` matches the bounding box of ``rle`` within `BBOX_TOLERANCE_PX`."""
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
+        return False
+    derived = _box_edges([float(v) for v in mask_utils.toBbox(rle)])
+    return max(abs(a - b) for a, b in zip(_box_edges(bbox), derived)) <= BBOX_TOLERANCE_PX
+
+
 class _Where(NamedTuple):
     """Where an issue is: JSON path, human name, ids."""
 
@@ -162,6 +180,7 @@ class _Validator:
         self.cat_names: dict[str, int] = {}
         self.ann_ids: dict[int, int] = {}
         self.file_names: dict[str, int] = {}
+        self.max_pixels = max_pixels()
 
     def run(self) -> list[ValidationIssue]:
         """Run every check and return the issues."""
@@ -216,9 +235,14 @@ class _Validator:
             if not (is_int(img.get(key)) and img[key] > 0):
                 self._error("bad_image_size", where, f"{key} must be a positive integer, got {short(img.get(key))}",
                             f".{key}")
-        if is_int(img.get("height")) and is_int(img.get("width")) and img["height"] * img["width"] > MAX_PIXELS:
+        pixels = img["height"] * img["width"] if is_int(img.get("height")) and is_int(img.get("width")) else 0
+        if pixels > MAX_PIXELS:
             self._error("bad_image_size", where, f"height x width = {img['height']} x {img['width']} is more than "
                         f"{MAX_PIXELS} pixels, the most a pycocotools RLE (32-bit run lengths) can hold", ".height")
+        elif pixels > self.max_pixels:
+            self._error("bad_image_size", where, f"height x width = {img['height']} x {img['width']} = {pixels} "
+                        f"pixels is over the limit of {self.max_pixels} (set COCOCXR_MAX_PIXELS to allow it)",
+                        ".height")
         self._file_name(img.get("file_name"), where, i)
 
     def _file_name(self, name: Any, where: _Where, i: int) -> None:
@@ -265,33 +289,38 @@ class _Validator:
             self.ann_ids[rid] = i
         img = self.images.get(image_id) if is_int(image_id) else None
         if img is None:
-            self._error("unknown_image", where, f"image_id {short(image_id)} is not the id of any image",
-                        ".image_id")
+            self._error("unknown_image", where, f"image_id {short(image_id)} is not the id of any image"
+                        f"{_not_int(image_id)}", ".image_id")
         cat_id = ann.get("category_id")
         if not (is_int(cat_id) and cat_id in self.cats):
-            self._error("unknown_category", where, f"category_id {short(cat_id)} is not the id of any category",
-                        ".category_id")
+            self._error("unknown_category", where, f"category_id {short(cat_id)} is not the id of any category"
+                        f"{_not_int(cat_id)}", ".category_id")
+        if "iscrowd" in ann and not (is_int(ann["iscrowd"]) and ann["iscrowd"] in (0, 1)):
+            self._error("bad_iscrowd", where, f"iscrowd must be the integer 0 or 1, got {short(ann['iscrowd'])} "
+                        "(pycocotools' COCOeval ignores a ground truth whose iscrowd is any true value, "
+                        "such as the string '0')", ".iscrowd")
         size = image_size(img)
-        rle = self._segmentation(ann["segmentation"], where, size) if "segmentation" in ann else None
+        rle = self._segmentation(ann["segmentation"], where, size, ann) if "segmentation" in ann else None
         bbox_ok = self._bbox(ann["bbox"], where) if "bbox" in ann else False
         area_ok = self._area(ann["area"], where) if "area" in ann else False
         if rle is not None:
             self._consistency(ann, rle, where, bbox_ok, area_ok)
 
-    def _segmentation(self, segm: Any, where: _Where, size: tuple[int, int] | None) -> dict | None:
+    def _segmentation(self, segm: Any, where: _Where, size: tuple[int, int] | None, ann: dict) -> dict | None:
         """Check a segmentation; return its pycocotools RLE when it can be rasterised."""
         if isinstance(segm, list):
             return self._polygons(segm, where, size)
         if isinstance(segm, dict):
-            return self._rle(segm, where, size)
+            return self._rle(segm, where, size, ann.get("bbox"))
         self._error("bad_segmentation", where, "segmentation must be a list of polygons or an RLE object "
                     f"{{'size': [h, w], 'counts': ...}}, got {type(segm).__name__} {short(segm)}", ".segmentation")
         return None
 
     def _polygons(self, polygons: list, where: _Where, size: tuple[int, int] | None) -> dict | None:
         if not polygons:
-            self._error("empty_segmentation", where, "segmentation is an empty list; drop the key for an "
-                        "image-level label", ".segmentation")
+            self._warn("empty_segmentation", where, "segmentation is an empty list: a bounding-box-only "
+                       "annotation (as Roboflow and CVAT export them) that carries no mask; it rasterises to an "
+                       "empty mask", ".segmentation")
             return None
         problems = [(k, polygon_problem(p)) for k, p in enumerate(polygons)]
         for k, problem in problems:
@@ -307,21 +336,29 @@ class _Validator:
             return None
         return mask_utils.merge(mask_utils.frPyObjects(polygons, *size))
 
-    def _rle(self, segm: dict, where: _Where, size: tuple[int, int] | None) -> dict | None:
+    def _rle(self, segm: dict, where: _Where, size: tuple[int, int] | None, bbox: Any) -> dict | None:
         rle_size, counts = segm.get("size"), segm.get("counts")
         if not (isinstance(rle_size, list) and len(rle_size) == 2 and all(is_int(v) and v >= 0 for v in rle_size)):
             self._error("bad_rle", where, f"RLE size must be [height, width], got {short(rle_size)}",
                         ".segmentation.size")
             return None
-        if size is not None and tuple(rle_size) != size:
-            if tuple(rle_size) != size[::-1]:
-                self._error("rle_size_mismatch", where, f"RLE size {rle_size} does not match the image's "
-                            f"[height, width] = {list(size)}", ".segmentation.size")
-                return None
-            self._warn("rle_size_swapped", where, f"RLE size {rle_size} is [width, height] of the image "
-                       f"(V7 Darwin quirk); read as [height, width] = {list(size)}", ".segmentation.size")
+        swapped = size is not None and tuple(rle_size) != size
+        if swapped and tuple(rle_size) != size[::-1]:
+            self._error("rle_size_mismatch", where, f"RLE size {rle_size} does not match the image's "
+                        f"[height, width] = {list(size)}", ".segmentation.size")
+            return None
         height, width = size or rle_size
         runs, problem = counts_runs(counts)
+        if swapped and runs is not None and runs.sum() == height * width:
+            if not _bbox_confirms(bbox, pycocotools_rle(counts, runs, height, width)):
+                self._error("rle_size_mismatch", where, f"RLE size {rle_size} is the image's [height, width] = "
+                            f"{list(size)} swapped, and the annotation's bbox {short(bbox)} does not confirm "
+                            "reading it as the image's size (the V7 Darwin quirk): the mask would be scrambled; "
+                            "re-encode it at [height, width]", ".segmentation.size")
+                return None
+            self._warn("rle_size_swapped", where, f"RLE size {rle_size} is [width, height] of the image "
+                       f"(V7 Darwin quirk, confirmed by its bbox); read as [height, width] = {list(size)}",
+                       ".segmentation.size")
         if runs is None or runs.sum() != height * width:
             got = f"undecodable counts ({problem})" if runs is None else f"counts covering {int(runs.sum())} pixels"
             self._error("bad_rle_counts", where, f"{got}; expected a compressed string or a list of "

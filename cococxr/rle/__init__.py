@@ -11,7 +11,7 @@
 Masks are ``uint8`` arrays of 0/1, shape ``(H, W)``, C-contiguous; on input any non-zero
 pixel counts as foreground.
 """
-from cococxr.rle.arrays import ORDERS, counts_to_mask
+from cococxr.rle.arrays import DEFAULT_MAX_PIXELS, ORDERS, counts_to_mask, max_pixels
 from cococxr.rle.coco_rle import coco_rle_decode, coco_rle_encode, rle_area, rle_bbox
 from cococxr.rle.coco_strings import (
     MAX_COUNT,
@@ -32,6 +32,8 @@ from cococxr.rle.segmentation import (
 
 __all__ = [
     "ORDERS",
+    "DEFAULT_MAX_PIXELS",
+    "max_pixels",
     "parse_kaggle_rle",
     "kaggle_rle_decode",
     "kaggle_rle_encode",

@@ -7,6 +7,7 @@ the flattened mask, starting with background: ``[gap, run, gap, run, ..., tail]`
 from __future__ import annotations
 
 import numbers
+import os
 
 import cv2
 import numpy as np
@@ -29,14 +30,45 @@ def binary_mask(mask) -> np.ndarray:
     return np.ascontiguousarray(binary).view(np.uint8)
 
 
+#: Default most pixels of one image or mask (16384 x 16384); ``COCOCXR_MAX_PIXELS`` changes it.
+DEFAULT_MAX_PIXELS = 2**28
+_HARD_MAX_PIXELS = 2**32 - 1  # pycocotools' 32-bit run lengths
+
+
+def max_pixels() -> int:
+    """The most pixels an image may claim before anything is allocated for it.
+
+    ``COCOCXR_MAX_PIXELS`` (an integer; at most 2**32 - 1, pycocotools' limit) sets it,
+    default :data:`DEFAULT_MAX_PIXELS`.
+
+    Raises:
+        ConfigError: the variable is not an integer in 1..2**32 - 1.
+    """
+    text = os.environ.get("COCOCXR_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value <= _HARD_MAX_PIXELS:
+        raise ConfigError(f"COCOCXR_MAX_PIXELS={text!r}: expected an integer 1..{_HARD_MAX_PIXELS}")
+    return value
+
+
 def check_size(height, width) -> tuple[int, int]:
     """Validate an image size and return it as Python ints.
 
     Raises:
-        ConfigError: either value is not a positive integer.
+        ConfigError: either value is not a positive integer, or height x width is over
+            :func:`max_pixels` (checked before any array is allocated).
     """
     if not all(isinstance(v, numbers.Integral) and v > 0 for v in (height, width)):
         raise ConfigError(f"image size must be two positive integers; got {height!r}, {width!r}")
+    limit = max_pixels()
+    if int(height) * int(width) > limit:
+        raise ConfigError(f"image size {height} x {width} = {int(height) * int(width)} pixels is over the limit of "
+                          f"{limit} pixels; set COCOCXR_MAX_PIXELS to allow bigger images")
     return int(height), int(width)
 
 
@@ -98,4 +130,4 @@ def counts_to_mask(counts: np.ndarray, height: int, width: int, order: str = "co
     return mask
 
 
-__all__ = ["ORDERS", "binary_mask", "check_size", "check_order", "value_runs", "counts_to_mask"]
+__all__ = ["ORDERS", "DEFAULT_MAX_PIXELS", "max_pixels", "binary_mask", "check_size", "check_order", "value_runs", "counts_to_mask"]
