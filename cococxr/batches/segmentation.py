@@ -9,6 +9,8 @@ from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError
 from cococxr.masks import annotations_to_channels, annotations_to_label_map
 from cococxr.batches.base import CocoBatches, category_ids, check_choice, load_coco
+from cococxr.batches.slices import slice_neighbours
+from cococxr.io import to_float01
 from cococxr.sampling import ShuffledSampler
 
 
@@ -20,7 +22,7 @@ class SegmentationBatches(CocoBatches):
         classes: category names, in the order of the mask channels.
         batch_size: items per batch.
         input_size: ``(height, width)`` or an int for a square.
-        channels: 1 or 3 (grayscale repeated).
+        channels: 1 or 3 (grayscale repeated); default 3 (1 per slice with ``context``).
         background: False, True/``"last"`` or ``"first"``: add a background channel
             (1 where no class is) after or before the class channels.
         mask_mode: ``"channels"``: y is float32 ``(B, H, W, K)`` of 0/1; ``"sparse"``:
@@ -44,6 +46,14 @@ class SegmentationBatches(CocoBatches):
         on_error: ``"raise"`` (ImageReadError naming file and image id) or ``"skip"``
             (replace the item by another image; see :attr:`error_report`).
         cache: keep decoded, resized images and masks in memory (before augmentation).
+        context: 2.5D: stack slices ``s - context*stride ... s + context*stride`` of the
+            same volume as the channels of X (``2*context + 1`` gray channels, edges
+            repeated; see :mod:`cococxr.batches.slices`); y is the centre slice's mask.
+            0 (default) reads one image.
+        stride: step between stacked slices (with ``context``).
+        slice_keys: image-record keys naming a slice's volume, then its order (default:
+            ``case_id``/``slice_index`` of the volume converters, or ``case``/``day``/
+            ``slice`` of the UW-Madison preset).
 
     Raises:
         ConfigError: unknown class names (the message lists the known ones), or any
@@ -51,12 +61,19 @@ class SegmentationBatches(CocoBatches):
     """
 
     def __init__(self, source, classes: Sequence[str], *, batch_size: int = 16, input_size=256,
-                 channels: int = 3, background: bool | str = False, mask_mode: str = "channels",
+                 channels: int | None = None, background: bool | str = False, mask_mode: str = "channels",
                  preprocessing=None, equalize: str | None = None, augment=None, subset: str = "train",
                  shuffle: bool | None = None, seed: int | None = None, include_empty: bool = False,
                  image_ids=None, drop_last: bool = False, image_root=None, on_error: str = "raise",
-                 cache: bool = False):
-        super().__init__(source, batch_size=batch_size, input_size=input_size, channels=channels,
+                 cache: bool = False, context: int = 0, stride: int = 1, slice_keys=None):
+        if context and channels not in (None, 1):
+            raise ConfigError(f"context={context} stacks gray slices as the {2 * context + 1} channels of X; "
+                              f"leave channels unset (or 1), got channels={channels!r}")
+        if context and isinstance(preprocessing, str):
+            raise ConfigError(f"preprocessing={preprocessing!r} normalises RGB channels; a stack of "
+                              f"{2 * context + 1} slices takes None or a callable")
+        super().__init__(source, batch_size=batch_size, input_size=input_size,
+                         channels=1 if context else (3 if channels is None else channels),
                          preprocessing=preprocessing, equalize=equalize, augment=augment, subset=subset,
                          seed=seed, on_error=on_error, cache=cache, image_root=image_root)
         self.cat_ids = category_ids(self.coco, classes, "classes")
@@ -77,6 +94,11 @@ class SegmentationBatches(CocoBatches):
         if not self.image_ids:
             raise ConfigError(f"no image of {self.coco.source} has a mask of {self.classes} "
                               f"(include_empty=True keeps images without masks)")
+        self.context, self.stride = int(context), int(stride)
+        self._neighbours = (slice_neighbours(self.coco, self.image_ids, context, stride, slice_keys)
+                            if context else None)
+        if context:
+            self.channels = 2 * self.context + 1
         shuffle = subset == "train" if shuffle is None else shuffle
         self._sampler = ShuffledSampler(len(self.image_ids), self.batch_size, shuffle=shuffle,
                                         seed=self.seed, drop_last=drop_last)
@@ -102,7 +124,18 @@ class SegmentationBatches(CocoBatches):
             rasterise = annotations_to_label_map if self.mask_mode == "sparse" else annotations_to_channels
             mask = rasterise(self._anns[image_id], height, width, self.cat_ids, size=self.input_size,
                              validated=self.coco.validated)
-        return self.model_input.prepare(image), mask
+        if self._neighbours is None:
+            return self.model_input.prepare(image), mask
+        slices = [image if other == image_id else self._read(other) for other in self._neighbours[image_id]]
+        return np.dstack([self.model_input.prepare(s) for s in slices]), mask
+
+    def _inputs(self, images, *, preprocess: bool = True) -> np.ndarray:
+        """X of a batch; a stack of slices is scaled channel for channel like one gray image."""
+        if self._neighbours is None:
+            return super()._inputs(images, preprocess=preprocess)
+        x = np.stack([to_float01(image) for image in images]).astype(np.float32, copy=False)
+        preprocessing = self.model_input.preprocessing
+        return np.asarray(preprocessing(x * 255.0), np.float32) if preprocess and preprocessing else x
 
     def _item(self, example: int, epoch: int, position: int) -> tuple:
         """``(image, mask)`` (or ``(image,)`` for "predict") of one item at input size, unscaled."""
@@ -123,10 +156,13 @@ class SegmentationBatches(CocoBatches):
 
     def _item_specs(self) -> list[tuple]:
         """``(dtype, shape)`` of each part of one item."""
+        x_spec = self._input_spec()
+        if self._neighbours is not None:
+            x_spec = (x_spec[0], (*self.input_size, self.channels))
         if self.subset == "predict":
-            return [self._input_spec()]
+            return [x_spec]
         y_dtype = np.dtype(np.int32 if self.mask_mode == "sparse" else np.float32)
-        return [self._input_spec(), (y_dtype, (*self.input_size, self.n_outputs))]
+        return [x_spec, (y_dtype, (*self.input_size, self.n_outputs))]
 
 
 def kaggle_generator_arguments(batch_size: int = 8, subset: str = "train", image_list=None, classes=None,

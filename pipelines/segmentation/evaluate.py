@@ -9,6 +9,10 @@ and the 95th percentile Hausdorff distance (pixels); means are over images, then
 classes. The thresholded masks become COCO results (RLE, score = mean probability inside
 the mask) scored by COCOeval (``segm`` AP, AP50, AP75). ``metric="uw-madison"`` adds the
 UW-Madison GI Tract score over case/day volumes (image keys ``case``, ``day``, ``slice``).
+Slices of the volume converters (records with ``case_id``, ``slice_index`` and the
+volume layout) are also scored per volume in 3-D (Dice, HD95 in millimetres from the
+recorded spacing, :func:`cococxr.volumes.evaluate_volumes`) when every slice is predicted
+(``include_empty``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,10 @@ from cococxr.pipelines.engine.runs import write_json
 from cococxr.pipelines.engine.segmenter import load_segmentation_model, predict_probabilities
 from cococxr.pipelines.engine.timing import InferenceTimer
 from cococxr.pipelines.segmentation.arguments import split_names
+from cococxr.volumes import evaluate_volumes
+
+#: image-record keys of a slice written by the volume converters (``convert nifti`` ...)
+VOLUME_KEYS = ("case_id", "slice_index", "affine", "volume_shape")
 
 QC_DIR = "qc"
 
@@ -59,7 +67,7 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
         time only), ``params``, ``per_group`` (Dice per view / source / finding, where
         the image records carry those keys) and ``qc`` (the images whose predicted lungs
         look implausible, see :func:`cococxr.pipelines.engine.robustness.lung_qc`; their
-        overlays go to ``out/qc/``).
+        overlays go to ``out/qc/``) and ``per_volume`` (see :func:`volume_metrics`).
     """
     model, path = load_segmentation_model(model_or_path)
     spec = input_spec(model, path, classes=classes, input_size=input_size, channels=channels,
@@ -78,6 +86,7 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
     metrics = {**evaluation.metrics, "ms_per_image": timer.ms_per_image, "params": int(model.count_params()),
                "flip_tta": flip_tta, "postprocess": postprocess,
                "per_group": group_dice(evaluation.per_image, coco.imgs),
+               "per_volume": volume_metrics(coco, spec.classes, evaluation.results, include_empty),
                "qc": [{**f, "reasons": "; ".join(f["reasons"])} for f in flagged]}
     if out is not None:
         out = Path(out)
@@ -88,6 +97,21 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
                              f"QC: {row['reasons'][0]}", out / QC_DIR / f"{Path(str(row['file_name'])).stem}.png")
         write_json(out / METRICS_FILE, metrics)
     return metrics
+
+
+def volume_metrics(coco: CocoDataset, classes, results: list[dict], include_empty: bool) -> dict | None:
+    """3-D scores per volume of a dataset of volume slices, or None for other datasets.
+
+    Returns:
+        None when the records are not volume slices; ``{"skipped": reason}`` when not
+        every slice was predicted; else :func:`cococxr.volumes.evaluate_volumes`' result
+        (``per_case``, ``per_class``, ``mean``: Dice and ``hd95_mm``).
+    """
+    if not coco.imgs or not all(all(k in r for k in VOLUME_KEYS) for r in coco.imgs.values()):
+        return None
+    if not include_empty:
+        return {"skipped": "per-volume scores need every slice predicted: evaluate with --include-empty"}
+    return evaluate_volumes(coco, results, classes)
 
 
 def _checked(predictions, threshold: float, postprocess: bool, qc: dict):
@@ -112,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_metrics(metrics))
     for key, values in metrics["per_group"].items():
         print(f"Dice by {key}: " + ", ".join(f"{v} {m['dice']:.4f} ({m['images']})" for v, m in values.items()))
+    volumes = metrics["per_volume"]
+    if volumes is not None:
+        print(f"per volume: {volumes['skipped']}" if "skipped" in volumes else
+              f"per volume ({len(volumes['per_case'])} volumes, 3-D): Dice {volumes['mean']['dice']:.4f}, "
+              f"HD95 {volumes['mean']['hd95_mm']:.2f} mm")
     print(f"QC: {len(metrics['qc'])} image(s) with implausible lungs"
           + (f" (overlays in {Path(args.out) / QC_DIR})" if metrics["qc"] else ""))
     for row in metrics["qc"]:
