@@ -6,7 +6,10 @@ Compares, at 256x256, batch 16, one class ("lung"):
       (pycocotools getAnnIds + annToMask per item and category, cv2 resize of the mask,
       float64 arrays);
   (c) the limit: reading and resizing the images only (and, as the ceiling of any
-      two-thread loader on this machine, the same in a pool of two threads).
+      two-thread loader on this machine, the same in a pool of two threads);
+  (d) the other adapters over the same core, each in a fresh process (torch and Keras 3
+      never share a process with tf-keras): the torch DataLoader with 2 worker processes
+      and the Keras 3 PyDataset with 2 workers (threads and processes), as ratios to (c).
 Then streams a COCO file of 20,000 images (the real records repeated) in a subprocess
 and reports its peak RSS.
 
@@ -31,12 +34,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import cococxr  # noqa: F401  (sets the Keras environment first)
-from cococxr._tf import keras
 from cococxr.converters.mask_folders import convert_mask_folders
 from cococxr.io import read_image
 from cococxr.preprocess import resize_image
-from cococxr.sequences import CocoSegmentationSequence
 
 SIZE = (256, 256)
 BATCH = 16
@@ -117,6 +117,8 @@ def enqueued(seq, workers: int, epochs: int):
     One enqueuer for all the epochs, as in ``fit``: starting and stopping it costs about
     0.1 s, which would weigh on one 0.5 s epoch of 251 images but not on a training run.
     """
+    from cococxr._tf import keras  # the tf-keras path, only in the processes that measure it
+
     enqueuer = keras.utils.OrderedEnqueuer(seq, use_multiprocessing=False)
     enqueuer.start(workers=workers, max_queue_size=10)
     try:
@@ -125,6 +127,48 @@ def enqueued(seq, workers: int, epochs: int):
             yield next(output)
     finally:
         enqueuer.stop()
+
+
+def adapter_child(kind: str, coco_file: str, image_root: str, n_images: int, epochs: int) -> None:
+    """Subprocess body: ``epochs`` passes of one adapter with 2 workers; print images/s as JSON.
+
+    Each pass is timed whole, worker start included (as in training: torch starts its
+    workers every epoch unless ``persistent_workers``); the best pass is reported.
+    """
+    from cococxr.batches import SegmentationBatches  # framework-free: no tf-keras in this process
+
+    batches = SegmentationBatches(coco_file, ["lung"], batch_size=BATCH, input_size=SIZE, shuffle=False,
+                                  image_root=image_root)
+    batches = SegmentationBatches(coco_file, ["lung"], batch_size=BATCH, input_size=SIZE, shuffle=False,
+                                  image_root=image_root, image_ids=batches.image_ids[:n_images])
+    if kind == "torch":
+        from cococxr.torch_data import make_loader
+
+        def one_pass():
+            return iterate(make_loader(batches, num_workers=2, channels_first=False))
+    else:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+        from cococxr.keras3 import CocoPyDataset
+
+        dataset = CocoPyDataset(batches, workers=2, use_multiprocessing=kind == "keras3-processes")
+
+        def one_pass():  # what fit() iterates: the PyDataset's own worker pool
+            return iterate(PyDatasetAdapter(dataset, shuffle=False).get_numpy_iterator())
+    best = 0.0
+    for _ in range(epochs):
+        start = time.perf_counter()
+        n = one_pass()
+        best = max(best, n / (time.perf_counter() - start))
+    print(json.dumps({"images_per_s": best, "images": n}))
+
+
+def adapter_rate(kind: str, coco_file: Path, image_root: Path, n_images: int, epochs: int) -> float:
+    """Images/s of :func:`adapter_child` in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--adapter-child", kind, str(coco_file), str(image_root),
+                          str(n_images), str(epochs)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"]
 
 
 def best_rates(runs: dict, repeats: int) -> tuple[dict, dict]:
@@ -146,7 +190,9 @@ def best_rates(runs: dict, repeats: int) -> tuple[dict, dict]:
 
 
 def throughput(data: Path, work: Path, quick: bool) -> dict:
-    """Images/s of (a), (b), (c) and their ratios."""
+    """Images/s of (a), (b), (c), (d) and their ratios."""
+    from cococxr.sequences import CocoSegmentationSequence  # tf-keras: kept out of the adapter children
+
     with contextlib.redirect_stderr(io.StringIO()):
         coco, _ = convert_mask_folders(data / "images", data / "masks", work / "lungs.json",
                                        class_name="lung", allow_missing_masks=True)
@@ -182,12 +228,18 @@ def throughput(data: Path, work: Path, quick: bool) -> dict:
         "(a) in a 2-thread pool": lambda: iterate(pooled(seq, 2, epochs)),
         "(a) as_tf_dataset": lambda: iterate(dataset.repeat(epochs)),
     }, repeats)
+    adapters = {"(d) torch DataLoader, 2 procs": "torch", "(d) Keras 3 PyDataset, 2 thr": "keras3-threads",
+                "(d) Keras 3 PyDataset, 2 procs": "keras3-processes"}
+    for name, kind in adapters.items():
+        threaded[name] = adapter_rate(kind, work / "lungs.json", coco.image_root, len(paths), max(2, epochs))
     ratios = {}
     for clock, r in (("wall", rates), ("cpu", cpu_rates)):
         c, a = r["(c) read + resize only"], r["(a) Sequence, 1 worker"]
         ratios[clock] = {"a/c one worker": a / c, "a/b": a / r["(b) Kaggle kernel"]}
     ratios["wall"]["a/c two workers"] = (max(threaded["(a) Sequence, 2 workers"], threaded["(a) as_tf_dataset"])
                                          / threaded["(c) again, beside threaded"])
+    for name in adapters:
+        ratios["wall"][f"{name[4:]}/c"] = threaded[name] / threaded["(c) again, beside threaded"]
     ceiling = threaded["(c) in 2 threads (ceiling)"] / threaded["(c) again, beside threaded"]
     return {"images": len(paths), "images_per_s": {**rates, **threaded}, "cpu_images_per_s": cpu_rates,
             "ratios": ratios, "two_thread_ceiling": ceiling}
@@ -213,7 +265,7 @@ def synthesise(coco_file: Path, data: Path, work: Path, n_images: int, batches: 
     for r in range(-(-batches * BATCH // len(base))):
         shutil.copytree(data / "images", root / f"r{r}")
     path = work / "big.json"
-    path.write_text(json.dumps({**data_json, "info": {"image_root": str(root)}, "images": images,
+    path.write_text(json.dumps({**data_json, "info": {"image_root": root.name}, "images": images,
                                 "annotations": anns}))
     return path
 
@@ -234,6 +286,7 @@ def peak_mb() -> float:
 
 def rss_child(coco_file: str, batches: int) -> None:
     """Subprocess body: build a Sequence over the whole file, stream some batches, print JSON."""
+    from cococxr.sequences import CocoSegmentationSequence
 
     baseline = peak_mb()
     start = time.perf_counter()
@@ -261,7 +314,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="64 images, one repeat, 10 streamed batches")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/cxr-lungs")
     parser.add_argument("--rss-child", nargs=2, metavar=("COCO", "BATCHES"), help=argparse.SUPPRESS)
+    parser.add_argument("--adapter-child", nargs=5, metavar=("KIND", "COCO", "ROOT", "IMAGES", "EPOCHS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.adapter_child:
+        kind, coco_file, image_root, n_images, epochs = args.adapter_child
+        adapter_child(kind, coco_file, image_root, int(n_images), int(epochs))
+        return
     if args.rss_child:
         rss_child(args.rss_child[0], int(args.rss_child[1]))
         return
@@ -277,6 +336,10 @@ def main() -> None:
         print(f"  {name:28s} {rate:14.1f} {cpu:>18s}")
     for clock, ratios in speed["ratios"].items():
         for name, ratio in ratios.items():
+            if name not in TARGETS:  # the other adapters: against the same (c) and the ceiling
+                print(f"  ratio {name:16s} ({clock:4s}) {ratio:5.2f}  ({ratio / speed['two_thread_ceiling']:.2f} "
+                      f"of the two-worker ceiling)")
+                continue
             verdict = "ok" if ratio >= TARGETS[name] else "MISSED"
             print(f"  ratio {name:16s} ({clock:4s}) {ratio:5.2f}  (target >= {TARGETS[name]})  {verdict}")
     print(f"  (two threads of (c) reach {speed['two_thread_ceiling']:.2f}x (c): the most any two-worker "
