@@ -15,6 +15,10 @@ names its factory as ``"module:function"``, imported when a model is built
   ``Backbones`` table; a test checks this list against ``sm.Backbones.models_names()``).
 * :data:`LOSSES`, :data:`OPTIMIZERS`: the segmentation losses and the tf-keras optimizers
   by name.
+* :data:`BACKENDS`, :data:`SMP_ARCHITECTURES`: the training backends of ``cococxr train
+  segmentation`` (``sm``: tf-keras segmentation_models and ``plain_unet``; ``smp``:
+  PyTorch segmentation_models_pytorch) and smp's architectures by lower-case name
+  (its encoders, hundreds with timm's, are checked by smp when a model is built).
 * :data:`SCRATCH_CLASSIFIERS`, :data:`TRANSFER_CLASSIFIERS`: the names
   :func:`cococxr.models.classifiers.build_classifier` takes.
 """
@@ -102,6 +106,14 @@ def backbone_names() -> list[str]:
 LOSSES: tuple[str, ...] = ("bce_dice", "dice", "bce", "focal", "focal_dice", "jaccard")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 
+BACKENDS: tuple[str, ...] = ("sm", "smp")
+#: segmentation_models_pytorch 0.6's model classes by the lower-case name ``--arch`` takes
+SMP_ARCHITECTURES: dict[str, str] = {
+    "unet": "Unet", "unetplusplus": "UnetPlusPlus", "manet": "MAnet", "linknet": "Linknet", "fpn": "FPN",
+    "pspnet": "PSPNet", "deeplabv3": "DeepLabV3", "deeplabv3plus": "DeepLabV3Plus", "pan": "PAN",
+    "upernet": "UPerNet", "segformer": "Segformer", "dpt": "DPT",
+}
+
 SCRATCH_CLASSIFIERS: tuple[str, ...] = ("separable_cnn", "cnn")
 TRANSFER_CLASSIFIERS: tuple[str, ...] = ("xception", "inceptionv3", "resnet50", "vgg16", "vgg19", "mobilenetv2",
                                          *(f"efficientnetb{i}" for i in range(8)))
@@ -116,6 +128,8 @@ __all__ = [
     "backbone_names",
     "LOSSES",
     "OPTIMIZERS",
+    "BACKENDS",
+    "SMP_ARCHITECTURES",
     "SCRATCH_CLASSIFIERS",
     "TRANSFER_CLASSIFIERS",
 ]

@@ -1,7 +1,7 @@
 """Segmentation inference: a trained model, its input settings, streaming prediction and lung masks.
 
-Images always go through :class:`cococxr.sequences.CocoSegmentationSequence`
-(``subset="predict"``), the code path training used, preprocessed as the model's card
+Images always go through :class:`cococxr.batches.SegmentationBatches` (``subset="predict"``),
+the batch core under the training Sequences, preprocessed as the model's card
 (:func:`cococxr.pipelines.engine.cards.input_spec`) says, so the two cannot drift apart.
 Predictions are made at the model's input size; the probabilities are resized back to
 each image's original size with linear interpolation (``cv2.INTER_LINEAR``) and only then
@@ -23,25 +23,32 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from cococxr.batches import SegmentationBatches
 from cococxr.errors import ConfigError
-from cococxr.models.io import load_model
 from cococxr.pipelines.engine.cards import InputSpec, input_spec
 from cococxr.pipelines.engine.timing import InferenceTimer
 from cococxr.model_input import input_size_pair
-from cococxr.sequences import CocoSegmentationSequence
+
+TORCH_SUFFIX = ".pt"
 
 
 def load_segmentation_model(model_or_path):
-    """Return ``(model, path or None)`` from a model object or a ``.h5``/``.keras`` file."""
+    """Return ``(model, path or None)`` from a model object, a ``.h5``/``.keras`` or a TorchScript ``.pt`` file."""
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
+        if path.suffix.lower() == TORCH_SUFFIX:
+            from cococxr.models.torchscript import load_torchscript  # deferred: torch, optional
+
+            return load_torchscript(path), path
+        from cococxr.models.io import load_model  # deferred: imports TensorFlow, which a .pt model needs not
+
         return load_model(path, compile=False), path
     return model_or_path, None
 
 
 def predict_sequence(coco, spec: InputSpec, image_ids: Iterable, batch_size: int = 8):
-    """A ``subset="predict"`` Sequence over ``image_ids`` in order, preprocessed as in training."""
-    return CocoSegmentationSequence(
+    """``subset="predict"`` batches over ``image_ids`` in order, preprocessed as in training."""
+    return SegmentationBatches(
         coco, spec.classes, batch_size=batch_size, input_size=spec.input_size, channels=spec.channels,
         preprocessing=spec.preprocessing, equalize=spec.equalize, subset="predict", shuffle=False,
         image_ids=list(image_ids))
@@ -107,7 +114,7 @@ class LungMasker:
     (augmentation comes after masking), so the U-Net runs once per image.
 
     Args:
-        model_path: the segmentation model file (``.h5`` / ``.keras``).
+        model_path: the segmentation model file (``.h5`` / ``.keras`` / ``.pt``).
         mask_classes: its classes united into the mask; when none of its class names is
             listed, a one-channel model's only channel is used.
         cache_size: maps remembered (1024 maps of 224x224 take 200 MB).

@@ -25,6 +25,10 @@ def run_train(args: argparse.Namespace) -> int:
     """Run ``cococxr train segmentation``."""
     config = config_from_args(SegmentationConfig, args)
     check_config(config)
+    if config.backend == "smp":
+        from cococxr.pipelines.segmentation import train_smp  # deferred: torch and smp, before any TensorFlow
+
+        return train_smp.main(config)
     from cococxr.pipelines.segmentation import train  # deferred: imports TensorFlow
 
     return train.main(config)
@@ -32,7 +36,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cococxr evaluate segmentation``."""
-    parser.add_argument("model", help="model file (.h5 or .keras), e.g. runs/<run>/model.h5")
+    parser.add_argument("model", help="model file (.h5, .keras, or .pt of --backend smp), e.g. runs/<run>/model.h5")
     parser.add_argument("--coco", required=True, help="COCO JSON with the ground-truth masks")
     parser.add_argument("--out", required=True, help="folder for metrics.json, per_image.csv, overlays/")
     parser.add_argument("--metric", choices=("uw-madison",),
@@ -53,7 +57,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def configure_predict(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cococxr predict segmentation``."""
-    parser.add_argument("model", help="model file (.h5 or .keras), e.g. runs/<run>/model.h5")
+    parser.add_argument("model", help="model file (.h5, .keras, or .pt of --backend smp), e.g. runs/<run>/model.h5")
     parser.add_argument("images", nargs="+", help="image files, folders, or one COCO JSON file")
     parser.add_argument("--out", help="folder for mask PNGs (mirrors the inputs' relative paths)")
     parser.add_argument("--coco-out", help="write the predictions as COCO JSON (results list for a "
@@ -76,8 +80,9 @@ def run_predict(args: argparse.Namespace) -> int:
 def configure_compare(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``cococxr compare``: the training flags plus the backbones and extra rows."""
     parser.add_argument("--backbones", default="",
-                        help="comma-separated backbones, e.g. efficientnetb0,resnet34,mobilenetv2 "
-                             "(plain_unet: the from-scratch U-Net); leave out to only tabulate --extra-rows")
+                        help="comma-separated backbones, e.g. efficientnetb0,resnet34,smp:resnet18 "
+                             "(plain_unet: the from-scratch U-Net; smp:ENCODER: a segmentation_models_pytorch "
+                             "encoder, backend smp); leave out to only tabulate --extra-rows")
     parser.add_argument("--extra-rows", nargs="+", default=[], metavar="METRICS_JSON",
                         help="metrics.json files of other runs (U-Net, Mask R-CNN) to add as rows "
                              "(see docs/segmentation.md)")

@@ -4,7 +4,11 @@ Every backbone is trained by :func:`train_segmentation` with the same config (fi
 seed, epochs, ``--steps-per-epoch``, ``--max-train-seconds``...) except the backbone, in
 ``OUT/<arch>-<backbone>/``; ``arch`` is ``--arch`` when it names a backbone architecture
 (unet, fpn, linknet, pspnet), else ``unet``. The entry ``plain_unet`` in ``--backbones``
-trains the from-scratch U-Net instead. Rows from other runs (a Mask R-CNN's
+trains the from-scratch U-Net instead. An entry ``smp:ENCODER`` trains that
+segmentation_models_pytorch encoder with the smp backend (``--backend smp``: same data,
+seed and budget, in its own process, as ``OUT/smp-<arch>-<encoder>/``), so sm and smp
+backbones meet in one table, scored by the same evaluation on the same files; ``sm:NAME``
+names a segmentation_models backbone, and an entry without a prefix takes ``--backend``. Rows from other runs (a Mask R-CNN's
 ``metrics.json``, earlier U-Nets) join the table with ``--extra-rows``; with
 ``--extra-rows`` and no ``--backbones``, compare only tabulates them, training nothing.
 
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from cococxr.config import load_config, save_config
 from cococxr.errors import ConfigError
+from cococxr.models.registry import BACKENDS
 from cococxr.pipelines.segmentation.comparison import (TABLE_CSV, TABLE_MD, comparison_row, format_markdown,
                                                        read_extra_row, write_table)
 from cococxr.pipelines.segmentation.config import SegmentationConfig
@@ -29,12 +34,16 @@ log = logging.getLogger(__name__)
 
 
 def _run_config(base, entry: str, out_dir: Path):
-    if entry == "plain_unet":
+    backend, _, rest = entry.partition(":")
+    backend, entry = (backend, rest) if rest and backend in BACKENDS else (base.backend, entry)
+    if entry == "plain_unet" and backend == "sm":
         arch, backbone = "plain_unet", base.backbone
     else:  # a backbone needs a backbone architecture: unet unless --arch names another
         arch, backbone = (base.arch if base.arch != "plain_unet" else "unet"), entry
     name = arch if arch == "plain_unet" else f"{arch}-{backbone}"
-    return dataclasses.replace(base, arch=arch, backbone=backbone, name=name, out=str(out_dir / name))
+    name = f"smp-{name}" if backend == "smp" else name
+    return dataclasses.replace(base, backend=backend, arch=arch, backbone=backbone, name=name,
+                               out=str(out_dir / name))
 
 
 def compare_backbones(config, backbones: list[str], out, extra_rows: list = ()) -> list[dict]:
@@ -43,7 +52,7 @@ def compare_backbones(config, backbones: list[str], out, extra_rows: list = ()) 
     Args:
         config: base :class:`~cococxr.pipelines.segmentation.train.SegmentationConfig` (or
             dict/file); its ``backbone``, ``name`` and ``out`` are set per run.
-        backbones: backbone names, or ``plain_unet``.
+        backbones: backbone names, ``plain_unet``, or ``smp:<encoder>`` for the smp backend.
         out: folder for the runs and the table.
         extra_rows: ``metrics.json`` paths of other runs to add as rows.
 

@@ -19,11 +19,16 @@ from cococxr.augment_names import parse_augment
 from cococxr.config import option
 from cococxr.configs import recipe_path
 from cococxr.errors import ConfigError
-from cococxr.models.registry import LOSSES, OPTIMIZERS, architecture_names
+from cococxr.models.registry import BACKENDS, LOSSES, OPTIMIZERS, SMP_ARCHITECTURES, architecture_names
 from cococxr.pipelines.engine.batchnorm import check_bn_momentum
 from cococxr.pipelines.engine.distribute import STRATEGIES
 
 ARCHITECTURES = architecture_names()
+#: the --arch choices: segmentation_models' and plain_unet (backend sm), then smp's others
+ARCH_CHOICES = ARCHITECTURES + tuple(a for a in SMP_ARCHITECTURES if a not in ARCHITECTURES)
+#: losses the smp backend implements (with segmentation_models_pytorch.losses)
+SMP_LOSSES = ("bce_dice", "dice", "bce", "focal", "focal_dice", "jaccard")
+SMP_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
 BEST_MONITOR = "val_f1-score"  # segmentation_models' F-score at threshold 0.5 = Dice
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -43,9 +48,13 @@ class SegmentationConfig:
                                     metavar="DIR")
     classes: list[str] = option([], "class names = output channels, in order "
                                     "(default: every category with masks in --train)", metavar="NAME")
-    arch: str = option("plain_unet", "architecture", choices=ARCHITECTURES)
-    backbone: str = option("efficientnetb0", "encoder: any segmentation_models backbone "
-                                             "(ignored by plain_unet)")
+    backend: str = option("sm", "training backend: sm (tf-keras segmentation_models, and plain_unet) or "
+                                "smp (PyTorch segmentation_models_pytorch; saves model.pt)", choices=BACKENDS)
+    arch: str = option("plain_unet", "architecture (sm: unet, fpn, linknet, pspnet, plain_unet; smp: any "
+                                     "of its architectures)", choices=ARCH_CHOICES)
+    backbone: str = option("efficientnetb0", "encoder: any segmentation_models backbone, or with "
+                                             "--backend smp any smp encoder such as resnet18, "
+                                             "efficientnet-b0, tu-<timm model> (ignored by plain_unet)")
     filters: list[int] = option([8, 16, 32, 64, 128], "plain_unet filters per level, one level per "
                                 "entry (ignored by the other architectures)", metavar="N")
     encoder_weights: str | None = option(None, "none, imagenet (downloads; needs network) or a .h5 file",
@@ -82,7 +91,8 @@ class SegmentationConfig:
     out: str | None = option(None, "run folder (default: RUNS_DIR/NAME-TIMESTAMP)", metavar="DIR")
     runs_dir: str = option("runs", "parent folder of timestamped run folders", metavar="DIR")
     name: str | None = option(None, "run name (default: ARCH-BACKBONE)")
-    model_format: str = option("h5", "model file format", choices=("h5", "keras"))
+    model_format: str = option("h5", "model file format of the sm backend (smp always writes "
+                                     "TorchScript model.pt)", choices=("h5", "keras"))
     tensorboard: bool = option(True, "write TensorBoard logs")
     overlays: int = option(4, "best and worst validation images drawn")
     progress: int = option(1, "Keras output: 0 silent, 1 progress bar, 2 one line per epoch",
@@ -90,10 +100,24 @@ class SegmentationConfig:
 
 
 def run_name(config: SegmentationConfig) -> str:
-    """``config.name`` or ``ARCH-BACKBONE`` (``plain_unet`` alone)."""
+    """``config.name`` or ``ARCH-BACKBONE`` (``plain_unet`` alone; ``smp-ARCH-BACKBONE`` for smp)."""
     if config.name:
         return config.name
+    if config.backend == "smp":
+        return f"smp-{config.arch}-{config.backbone}"
     return config.arch if config.arch == "plain_unet" else f"{config.arch}-{config.backbone}"
+
+
+def _check_smp(config: SegmentationConfig) -> None:
+    if config.arch not in SMP_ARCHITECTURES:
+        raise ConfigError(f"backend smp has no architecture {config.arch!r}; choose one of {sorted(SMP_ARCHITECTURES)}")
+    for name, value, known in (("loss", config.loss, SMP_LOSSES), ("optimizer", config.optimizer, SMP_OPTIMIZERS)):
+        if value not in known:
+            raise ConfigError(f"backend smp has no {name} {value!r}; choose one of {list(known)}")
+    if config.preprocessing is not None:
+        raise ConfigError("backend smp scales inputs to 0..1: leave preprocessing unset")
+    if config.strategy != "none":
+        raise ConfigError("backend smp trains in one process: use strategy none")
 
 
 
@@ -106,7 +130,12 @@ def check_config(config: SegmentationConfig) -> None:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     check_bn_momentum(config.bn_momentum)
+    if config.backend == "smp":
+        _check_smp(config)
+    elif config.arch not in ARCHITECTURES:
+        raise ConfigError(f"backend sm has no architecture {config.arch!r}; choose one of {list(ARCHITECTURES)} "
+                          f"or use --backend smp")
 
 
-__all__ = ["SegmentationConfig", "ARCHITECTURES", "LOSSES", "OPTIMIZERS", "BEST_MONITOR", "CONFIG_FILE",
+__all__ = ["SegmentationConfig", "ARCHITECTURES", "ARCH_CHOICES", "SMP_LOSSES", "SMP_OPTIMIZERS", "LOSSES", "OPTIMIZERS", "BEST_MONITOR", "CONFIG_FILE",
            "METRICS_FILE", "CURVES_FILE", "REPORT_FILE", "run_name", "check_config"]

@@ -13,14 +13,20 @@ resolution, plus training facts), ``per_image.csv``, ``overlays/best.png`` and
 With ``--strategy mirrored|multiworker`` the data is fed as a ``tf.data.Dataset``
 (``CocoSegmentationSequence.as_tf_dataset``) batched at the *global* batch size
 (``--batch-size``), which the strategy splits between replicas.
+
+With ``backend="smp"`` :func:`train_segmentation` trains in a child process
+(``python -m cococxr train segmentation --backend smp``, see
+:mod:`cococxr.pipelines.segmentation.train_smp`): this module has loaded TensorFlow, and
+segmentation_models_pytorch cannot be imported after it.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import shutil
+import subprocess
+import sys
 import time
-from pathlib import Path
 
 from cococxr._tf import keras, tf
 from cococxr.coco import CocoDataset
@@ -33,12 +39,10 @@ from cococxr.pipelines.engine.callbacks import build_callbacks
 from cococxr.pipelines.engine.cards import write_card
 from cococxr.pipelines.engine.distribute import is_chief, make_strategy, worker_dir
 from cococxr.pipelines.engine.evaluation import format_metrics
-from cococxr.pipelines.engine.runs import create_run_dir, write_json
-from cococxr.pipelines.engine.timing import seconds_per_epoch
-from cococxr.pipelines.segmentation.config import (BEST_MONITOR, CONFIG_FILE, CURVES_FILE, METRICS_FILE,
-                                                   REPORT_FILE, SegmentationConfig, check_config, run_name)
-from cococxr.pipelines.segmentation.evaluate import evaluate_segmentation
-from cococxr.reports import HtmlReport, learning_curves_png
+from cococxr.pipelines.engine.runs import create_run_dir, read_json
+from cococxr.pipelines.segmentation.config import (BEST_MONITOR, CONFIG_FILE, METRICS_FILE, SegmentationConfig,
+                                                   check_config, run_name)
+from cococxr.pipelines.segmentation.finish import finish_run
 from cococxr.sequences import CocoSegmentationSequence
 
 log = logging.getLogger(__name__)
@@ -82,21 +86,6 @@ def _fit_inputs(train_seq, val_seq, config: SegmentationConfig, distributed: boo
     return dict(x=train, validation_data=val, steps_per_epoch=steps, validation_steps=val_steps)
 
 
-def _write_report(run_dir: Path, config: SegmentationConfig, metrics: dict) -> None:
-    report = HtmlReport(f"cococxr segmentation run {run_dir.name}")
-    report.heading("Validation metrics")
-    report.table({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
-    report.table([{"class": name, **values} for name, values in metrics["per_class"].items()])
-    for name, caption in ((CURVES_FILE, "learning curves"), ("overlays/best.png", "best validation images"),
-                          ("overlays/worst.png", "worst validation images")):
-        if (run_dir / name).is_file():
-            report.heading(caption.capitalize())
-            report.image((run_dir / name).read_bytes(), caption)
-    report.heading("Config")
-    report.json_block(config_to_dict(config))
-    report.write(run_dir / REPORT_FILE)
-
-
 def train_segmentation(config=None, **overrides) -> dict:
     """Train a segmentation model and write its run folder.
 
@@ -110,6 +99,8 @@ def train_segmentation(config=None, **overrides) -> dict:
     """
     cfg = load_config(SegmentationConfig, config, **overrides)
     check_config(cfg)
+    if cfg.backend == "smp":
+        return _train_in_child(cfg)
     strategy = make_strategy(cfg.strategy)  # first: multiworker must precede any TF op
     chief = is_chief(strategy)
     keras.utils.set_random_seed(cfg.seed)
@@ -147,28 +138,22 @@ def train_segmentation(config=None, **overrides) -> dict:
     if not chief:
         shutil.rmtree(work_dir, ignore_errors=True)
         return {"run_dir": None, "model": None, "metrics": None, "config": config_to_dict(cfg)}
-    return _finish_run(run_dir, model_path, cfg, val_coco, history.history, cbs, train_seconds,
-                       strategy.num_replicas_in_sync)
+    return finish_run(run_dir, model_path, cfg, val_coco, history.history, epoch_seconds=cbs.timer.seconds,
+                      stopped=bool(cbs.budget and cbs.budget.stopped), best_epoch=cbs.saver.best_epoch,
+                      best=cbs.saver.best, train_seconds=train_seconds, replicas=strategy.num_replicas_in_sync)
 
 
-def _finish_run(run_dir: Path, model_path: Path, cfg: SegmentationConfig, val_coco, history: dict,
-                cbs, train_seconds: float, replicas: int) -> dict:
-    """Plot curves, evaluate the best model on validation, write metrics.json and the report."""
-    learning_curves_png({k: v for k, v in history.items() if k != "epoch_seconds"}, run_dir / CURVES_FILE)
-    stopped = bool(cbs.budget and cbs.budget.stopped)
-    metrics = evaluate_segmentation(model_path, val_coco, out=run_dir, overlays=cfg.overlays,
-                                    batch_size=cfg.batch_size, progress=False)
-    metrics = {
-        "name": run_name(cfg), **metrics,
-        "seconds_per_epoch": seconds_per_epoch(cbs.timer.seconds, stopped),
-        "epochs": len(cbs.timer.seconds), "best_epoch": cbs.saver.best_epoch,
-        f"best_{BEST_MONITOR}": cbs.saver.best, "train_seconds": train_seconds,
-        "stopped_by_budget": stopped, "strategy": cfg.strategy, "replicas": replicas,
-    }
-    write_json(run_dir / METRICS_FILE, metrics)
-    _write_report(run_dir, cfg, metrics)
-    return {"run_dir": str(run_dir), "model": str(model_path), "metrics": metrics,
-            "config": config_to_dict(cfg)}
+def _train_in_child(cfg: SegmentationConfig) -> dict:
+    """Run an smp training as ``python -m cococxr train segmentation`` and read its run folder."""
+    run_dir = create_run_dir(cfg.out, run_name(cfg), cfg.runs_dir)
+    cfg = dataclasses.replace(cfg, out=str(run_dir))
+    save_config(cfg, run_dir / CONFIG_FILE)
+    done = subprocess.run([sys.executable, "-m", "cococxr", "train", "segmentation", "--config",
+                           str(run_dir / CONFIG_FILE)], stdout=None if cfg.progress else subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise ConfigError(f"smp training of {run_name(cfg)} failed (exit {done.returncode}; its messages are above)")
+    return {"run_dir": str(run_dir), "model": str(run_dir / "model.pt"),
+            "metrics": read_json(run_dir / METRICS_FILE), "config": config_to_dict(cfg)}
 
 
 def main(config: SegmentationConfig) -> int:
