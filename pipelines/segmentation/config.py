@@ -120,7 +120,6 @@ def _check_smp(config: SegmentationConfig) -> None:
         raise ConfigError("backend smp trains in one process: use strategy none")
 
 
-
 def check_config(config: SegmentationConfig) -> None:
     """Raise :class:`ConfigError` for values no run can use."""
     if config.strategy == "multiworker" and config.max_train_seconds:
@@ -137,5 +136,5 @@ def check_config(config: SegmentationConfig) -> None:
                           f"or use --backend smp")
 
 
-__all__ = ["SegmentationConfig", "ARCHITECTURES", "ARCH_CHOICES", "SMP_LOSSES", "SMP_OPTIMIZERS", "LOSSES", "OPTIMIZERS", "BEST_MONITOR", "CONFIG_FILE",
-           "METRICS_FILE", "CURVES_FILE", "REPORT_FILE", "run_name", "check_config"]
+__all__ = ["SegmentationConfig", "ARCHITECTURES", "ARCH_CHOICES", "SMP_LOSSES", "SMP_OPTIMIZERS", "LOSSES",
+           "OPTIMIZERS", "BEST_MONITOR", "CONFIG_FILE", "METRICS_FILE", "CURVES_FILE", "REPORT_FILE", "run_name", "check_config"]
