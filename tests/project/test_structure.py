@@ -189,3 +189,32 @@ def test_the_registry_and_the_parser_load_without_tensorflow():
             "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+TEST_FOLDERS = {"core", "converters", "pipelines", "reliability", "project"}
+
+
+def _test_files() -> list[Path]:
+    return sorted((REPO / "tests").rglob("test_*.py"))
+
+
+def test_tests_sit_in_folders_mirroring_the_packages_with_unique_names():
+    files = _test_files()
+    assert len(files) > 60
+    folders = {f.relative_to(REPO / "tests").parts[0] for f in files}
+    assert folders == TEST_FOLDERS, "every test file sits in one of the folders of docs/internals.md"
+    names = [f.name for f in files]
+    assert len(names) == len(set(names)), "pytest imports test files by base name: keep them unique"
+    tasks = {f.parent.name for f in files if f.parent.parent.name == "pipelines"}
+    assert tasks <= {p.name for p in (REPO / "pipelines").iterdir() if p.is_dir()}
+
+
+def test_tests_share_code_through_helpers_only():
+    """No test imports conftest or another test module: shared code is in tests/helpers.py."""
+    offenders = []
+    for path in _test_files() + sorted((REPO / "tests" / "reliability" / "bad_inputs").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n == "conftest" or n.startswith("test_")]
+    assert offenders == []

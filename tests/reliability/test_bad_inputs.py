@@ -1,6 +1,6 @@
 """Every file of the bad-input corpus fails with its documented error, or works when it must.
 
-The corpus (tests/bad_inputs/, made by make_corpus.py) lists each case in manifest.json:
+The corpus (tests/reliability/bad_inputs/, made by make_corpus.py) lists each case in manifest.json:
 the entry point to call, and either the exact error type with message fragments naming
 the culprit (file, CSV line, JSON path, annotation id), or ``ok`` with checks.
 """

@@ -1,6 +1,6 @@
 """The command-line bad-input corpus: every case through the real ``cococxr`` command.
 
-For each case of tests/bad_inputs/cli_manifest.json (made by make_cli_corpus.py), the
+For each case of tests/reliability/bad_inputs/cli_manifest.json (made by make_cli_corpus.py), the
 case's folder is copied to a temporary folder, every input file is hashed, and
 ``python -m cococxr ARGV`` runs there. It must print no traceback, exit as the case says
 (0, or 1/2 for an error) with the expected message fragments, leave every input file

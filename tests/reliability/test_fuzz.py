@@ -8,7 +8,7 @@ re-encodes to the same pixels, ...).
 The default run uses a few hundred examples per target; the opt-in long run uses the
 "fuzz" hypothesis profile (10,000 examples per target):
 
-    HYPOTHESIS_PROFILE=fuzz nice pytest -m fuzz tests/test_fuzz.py
+    HYPOTHESIS_PROFILE=fuzz nice pytest -m fuzz tests/reliability/test_fuzz.py
 """
 from __future__ import annotations
 

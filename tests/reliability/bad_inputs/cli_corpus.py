@@ -1,11 +1,11 @@
-"""Building blocks of the command-line bad-input corpus (``tests/bad_inputs/cli/``).
+"""Building blocks of the command-line bad-input corpus (``tests/reliability/bad_inputs/cli/``).
 
 A CLI case is a folder of input files under ``cli/<id>/`` and one entry of
 ``cli_manifest.json``: the ``argv`` to run (``cococxr ARGV``, run with the case's working
 copy as the current folder; ``{dir}`` in an argument is that folder's absolute path), the
 ``exit`` status expected (0, or ``"error"`` for 1 or 2), message fragments to ``match``
 (in stdout + stderr, case-insensitive), paths that must be ``absent`` or ``present``
-afterwards, and an optional ``signal`` test is not here (see tests/test_signals.py).
+afterwards, and an optional ``signal`` test is not here (see tests/reliability/test_signals.py).
 
 Case modules (``cli_cases_*.py``) define ``build(corpus)`` and call :meth:`Corpus.case`;
 ``make_cli_corpus.py`` runs them all and writes the manifest.

@@ -1,4 +1,4 @@
-"""Generate the command-line bad-input corpus: ``python tests/bad_inputs/make_cli_corpus.py``.
+"""Generate the command-line bad-input corpus: ``python tests/reliability/bad_inputs/make_cli_corpus.py``.
 
 Runs every ``cli_cases_*.py`` module's ``build(corpus)`` and writes ``cli_manifest.json``;
 the files under ``cli/`` and the manifest are committed. See cli_corpus.py for the format.

@@ -1,10 +1,10 @@
 """Generate the bad-input corpus and its manifest (run once; the outputs are committed).
 
-Usage: ``python tests/bad_inputs/make_corpus.py`` (rewrites every file it owns).
+Usage: ``python tests/reliability/bad_inputs/make_corpus.py`` (rewrites every file it owns).
 
 Each case is a small file (or folder) made for the purpose, plus one manifest entry:
 ``id``, ``files`` (paths relative to this folder), ``entry`` (the function to call,
-see tests/test_bad_inputs.py), ``kwargs`` and what must happen: ``error`` (the exact
+see tests/reliability/test_bad_inputs.py), ``kwargs`` and what must happen: ``error`` (the exact
 exception class name) with ``match`` (message fragments that name the culprit), or
 ``ok`` with optional checks (``shape``, ``dtype``, ``warnings``).
 """
