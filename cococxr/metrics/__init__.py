@@ -10,7 +10,7 @@ No TensorFlow here. Modules:
   decision thresholds.
 """
 from cococxr.metrics.classification import bootstrap_auc, classification_report_dict, threshold_table, tune_threshold
-from cococxr.metrics.coco_eval import COCO_STAT_NAMES, coco_evaluate, masks_to_coco_results
+from cococxr.metrics.coco_eval import COCO_STAT_NAMES, EVALUATORS, coco_evaluate, masks_to_coco_results, resolve_evaluator
 from cococxr.metrics.overlap import (
     binarize,
     dice,
@@ -41,6 +41,8 @@ __all__ = [
     "uw_madison_score",
     "masks_to_coco_results",
     "coco_evaluate",
+    "resolve_evaluator",
+    "EVALUATORS",
     "classification_report_dict",
     "bootstrap_auc",
     "threshold_table",

@@ -1,9 +1,16 @@
-"""COCO evaluation: predicted masks as COCO results, and COCO AP/AR by pycocotools' COCOeval."""
+"""COCO evaluation: predicted masks as COCO results, and COCO AP/AR by COCOeval.
+
+The evaluator is faster-coco-eval's C++ ``COCOeval_faster`` when that package is
+installed (``pip install faster-coco-eval``; the same AP as pycocotools, several times
+faster on large files), else pycocotools' ``COCOeval``, which stays the reference. Pick
+one with ``evaluator=`` or the ``COCOCXR_COCO_EVALUATOR`` environment variable.
+"""
 from __future__ import annotations
 
 import contextlib
 import copy
 import io
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -11,12 +18,42 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+try:  # optional: the C++ evaluator
+    from faster_coco_eval import COCO as FasterCOCO
+    from faster_coco_eval import COCOeval_faster
+except ImportError:  # pragma: no cover - depends on the installation
+    FasterCOCO = COCOeval_faster = None
+
 from cococxr.errors import CocoFormatError, ConfigError
 from cococxr.metrics.overlap import binarize
 from cococxr.rle import coco_rle_encode
 
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
                    "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+EVALUATORS = ("auto", "faster-coco-eval", "pycocotools")
+EVALUATOR_ENV = "COCOCXR_COCO_EVALUATOR"
+
+
+def resolve_evaluator(name: str | None = None) -> str:
+    """``"faster-coco-eval"`` or ``"pycocotools"`` for a name of :data:`EVALUATORS`.
+
+    Args:
+        name: ``"auto"`` (faster-coco-eval when installed), one of the two, or None for
+            ``$COCOCXR_COCO_EVALUATOR`` (default ``"auto"``).
+
+    Raises:
+        ConfigError: an unknown name, or faster-coco-eval asked for but not installed.
+    """
+    name = name or os.environ.get(EVALUATOR_ENV) or "auto"
+    if name not in EVALUATORS:
+        raise ConfigError(f"COCO evaluator {name!r}: choose one of {list(EVALUATORS)}")
+    installed = FasterCOCO is not None
+    if name == "faster-coco-eval" and not installed:
+        raise ConfigError("COCO evaluator 'faster-coco-eval' is not installed: pip install faster-coco-eval, "
+                          "or use 'pycocotools'")
+    if name == "auto":
+        return "faster-coco-eval" if installed else "pycocotools"
+    return name
 
 
 def _mask_score(prob: np.ndarray, mask: np.ndarray) -> float:
@@ -96,7 +133,9 @@ def _to_rle(segm, height: int, width: int) -> dict:
     return segm
 
 
-def _quiet_coco(dataset: dict):
+def _quiet_coco(dataset: dict, evaluator: str = "pycocotools"):
+    if evaluator == "faster-coco-eval":
+        return FasterCOCO(dataset)
     coco = COCO()
     coco.dataset = dataset
     with contextlib.redirect_stdout(io.StringIO()):
@@ -104,13 +143,23 @@ def _quiet_coco(dataset: dict):
     return coco
 
 
-def _detections(coco_gt, results: Sequence[dict]):
+def _detections(coco_gt, results: Sequence[dict], evaluator: str):
     if results:
-        return coco_gt.loadRes(copy.deepcopy(list(results)))
+        # loadRes adds keys to each result; the segmentations themselves are only read
+        return coco_gt.loadRes([dict(result) for result in results])
     # loadRes cannot take an empty list; an empty result set scores 0 like any miss.
     return _quiet_coco({"images": coco_gt.dataset["images"],
                         "categories": coco_gt.dataset.get("categories", []),
-                        "annotations": []})
+                        "annotations": []}, evaluator)
+
+
+def _cocoeval(coco_gt, coco_dt, iou_type: str, evaluator: str):
+    if evaluator == "faster-coco-eval":
+        # one IoU thread: an image's IoUs take microseconds, and its thread pool (default 8)
+        # cost more than they saved (0.71 s against 0.92 s with 2 on 8k annotations)
+        return COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=lambda *a: None,
+                               rle_iou_max_workers=1)
+    return COCOeval(coco_gt, coco_dt, iou_type)
 
 
 def _category_ap(precision: np.ndarray, k: int) -> float | None:
@@ -119,7 +168,7 @@ def _category_ap(precision: np.ndarray, k: int) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def coco_evaluate(gt, results: Sequence[dict], iou_type: str = "segm") -> dict:
+def coco_evaluate(gt, results: Sequence[dict], iou_type: str = "segm", evaluator: str | None = None) -> dict:
     """COCO AP/AR of ``results`` against the geometry annotations of ``gt``.
 
     Annotations without ``segmentation`` (image-level labels) are left out of the ground
@@ -131,36 +180,39 @@ def coco_evaluate(gt, results: Sequence[dict], iou_type: str = "segm") -> dict:
         results: result dicts (e.g. from :func:`masks_to_coco_results`).
         iou_type: ``"segm"`` or ``"bbox"`` (boxes come from the result masks when the
             results have no ``bbox``).
+        evaluator: see :func:`resolve_evaluator` (default: faster-coco-eval when installed).
 
     Returns:
         ``{"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs",
-        "ARm", "ARl", "per_category": {name: AP}}``. A value pycocotools reports as -1
+        "ARm", "ARl", "per_category": {name: AP}, "evaluator": name}``. A value reported as -1
         (no ground truth in that area range) is None. Empty ``results`` give 0.0 for every
         value defined by the ground truth.
     """
     if iou_type not in ("segm", "bbox"):
         raise ConfigError(f"iou_type must be 'segm' or 'bbox', not {iou_type!r}")
+    evaluator = resolve_evaluator(evaluator)
     dataset = _geometry_dataset(gt)
     _complete_annotations(dataset)
-    coco_gt = _quiet_coco(dataset)
+    coco_gt = _quiet_coco(dataset, evaluator)
     cat_ids = sorted({a["category_id"] for a in dataset["annotations"]})
     unknown = sorted({r["image_id"] for r in results} - set(coco_gt.imgs))
     if unknown:
         raise CocoFormatError(f"coco_evaluate: results refer to image ids {unknown[:10]} "
                               f"that are not in the ground truth")
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = _detections(coco_gt, results)
-        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
-        evaluator.params.catIds = cat_ids
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
+        coco_dt = _detections(coco_gt, results, evaluator)
+        scorer = _cocoeval(coco_gt, coco_dt, iou_type, evaluator)
+        scorer.params.catIds = cat_ids
+        scorer.evaluate()
+        scorer.accumulate()
+        scorer.summarize()
     out = {name: (None if value == -1 else float(value))
-           for name, value in zip(COCO_STAT_NAMES, evaluator.stats)}
-    precision = evaluator.eval["precision"]
+           for name, value in zip(COCO_STAT_NAMES, scorer.stats)}
+    precision = scorer.eval["precision"]
     out["per_category"] = {coco_gt.cats[c]["name"]: _category_ap(precision, k)
                            for k, c in enumerate(cat_ids)}
+    out["evaluator"] = evaluator
     return out
 
 
-__all__ = ["COCO_STAT_NAMES", "masks_to_coco_results", "coco_evaluate"]
+__all__ = ["COCO_STAT_NAMES", "EVALUATORS", "masks_to_coco_results", "resolve_evaluator", "coco_evaluate"]

@@ -22,6 +22,7 @@ ROOTS = {"cococxr": REPO / "cococxr", "cococxr.converters": REPO / "converters",
 TASKS = ("segmentation", "maskrcnn", "classification", "app")
 # What a function-level import may defer (and our modules that import one of them at their top).
 HEAVY = ("tensorflow", "tf_keras", "torch", "torchvision", "detectron2", "streamlit", "segmentation_models",
+         "segmentation_models_pytorch", "timm",
          "albumentations")
 
 
@@ -147,8 +148,17 @@ def test_no_import_cycles():
     assert not cycles, cycles
 
 
-def _heavy_at_top(module: str) -> bool:
-    return any(name.split(".")[0] in HEAVY for name, _, top in _imports(module) if top)
+def _heavy_at_top(module: str, seen: set | None = None) -> bool:
+    """Whether importing ``module`` loads a heavy package, directly or through cococxr's own top imports."""
+    seen = set() if seen is None else seen
+    seen.add(module)
+    for name, _, top in _imports(module):
+        if not top:
+            continue
+        internal = _internal(name)
+        if name.split(".")[0] in HEAVY or (internal and internal not in seen and _heavy_at_top(internal, seen)):
+            return True
+    return False
 
 
 PACKAGES_WITH_TOP_IMPORTS = ("cococxr.pipelines", "cococxr.models", "cococxr.explain", "cococxr.config",

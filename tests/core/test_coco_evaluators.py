@@ -1,0 +1,139 @@
+"""COCO AP through faster-coco-eval and through pycocotools: the same numbers, either way.
+
+pycocotools is the reference; faster-coco-eval (C++) is used when installed. Both score
+the same ground truth and results here, synthetic and real (V7 Labs' hand-drawn lungs
+against lungVAE's predicted lungs on the same films).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cococxr.coco import CocoBuilder
+from cococxr.errors import ConfigError
+from cococxr.masks import mask_to_annotations
+from cococxr.metrics import coco_evaluate, resolve_evaluator
+from cococxr.rle import coco_rle_encode
+from helpers import shared
+
+pytest.importorskip("faster_coco_eval")
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if key == "evaluator":
+            continue
+        if key == "per_category":
+            assert a[key].keys() == b[key].keys()
+            for name in a[key]:
+                assert a[key][name] == pytest.approx(b[key][name], abs=1e-6), name
+        else:
+            assert (a[key] is None) == (b[key] is None), key
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
+
+
+def _both(gt, results, iou_type="segm") -> tuple[dict, dict]:
+    fast = coco_evaluate(gt, results, iou_type, evaluator="faster-coco-eval")
+    slow = coco_evaluate(gt, results, iou_type, evaluator="pycocotools")
+    assert fast["evaluator"] == "faster-coco-eval" and slow["evaluator"] == "pycocotools"
+    return fast, slow
+
+
+def _blob(rng, shape) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    y, x = rng.integers(0, shape[0] - 8), rng.integers(0, shape[1] - 8)
+    h, w = rng.integers(4, shape[0] - y + 1), rng.integers(4, shape[1] - x + 1)
+    mask[y:y + h, x:x + w] = 1
+    return mask
+
+
+def _synthetic(seed: int):
+    """Three categories over 12 images of mixed size: small, medium and large instances,
+    predictions shifted, missed, doubled and false, with distinct scores."""
+    rng = np.random.default_rng(seed)
+    builder = CocoBuilder()
+    cats = [builder.add_category(name, "anatomy") for name in ("lung", "heart", "nodule")]
+    results = []
+    for n in range(12):
+        shape = (int(rng.integers(40, 140)), int(rng.integers(40, 140)))
+        image_id = builder.add_image(f"{n}.png", *shape)
+        for cat in cats:
+            for _ in range(int(rng.integers(0, 3))):
+                truth = _blob(rng, shape)
+                builder.add_annotation(image_id, cat, coco_rle_encode(truth))
+                kind = rng.integers(0, 4)
+                if kind == 0:  # missed
+                    continue
+                pred = np.roll(truth, (int(rng.integers(-4, 5)), int(rng.integers(-4, 5))), (0, 1))
+                for copy in range(1 + (kind == 3)):  # a duplicate detection, a lower score
+                    results.append({"image_id": image_id, "category_id": cat, "segmentation": coco_rle_encode(pred),
+                                    "score": float(rng.uniform(0.05, 1.0)) / (1 + copy)})
+            if rng.random() < 0.3:  # a false positive
+                results.append({"image_id": image_id, "category_id": cat,
+                                "segmentation": coco_rle_encode(_blob(rng, shape)), "score": float(rng.random())})
+    return builder.build("."), results
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_both_evaluators_give_the_same_ap_on_synthetic_files(seed, iou_type):
+    gt, results = _synthetic(seed)
+    before = [dict(r, segmentation=dict(r["segmentation"])) for r in results]
+    fast, slow = _both(gt, results, iou_type)
+    assert results == before  # the caller's results are not touched by either evaluator
+    _same(fast, slow)
+    assert 0 < slow["AP"] < 1  # a real mix of hits and misses, not a trivial score
+
+
+def test_empty_results_and_unmatched_images_score_alike():
+    gt, results = _synthetic(5)
+    _same(*_both(gt, []))
+    one_image = [r for r in results if r["image_id"] == results[0]["image_id"]]
+    _same(*_both(gt, one_image))
+
+
+def test_both_evaluators_agree_on_real_lungs_drawn_and_predicted():
+    """V7 Labs' hand-drawn lung masks as truth, lungVAE's predicted masks as results (one
+    annotation / result per connected component, results scored by size so that no two tie)."""
+    from cococxr.io import read_mask
+
+    root = shared("cxr-lungs")
+    drawn, predicted = root / "masks", root / "masks_lungvae"
+    builder = CocoBuilder()
+    lung = builder.add_category("lung", "anatomy")
+    results = []
+    for path in sorted(predicted.glob("*.png")):
+        if not (drawn / path.name).is_file():
+            continue
+        truth, pred = read_mask(drawn / path.name) > 0, read_mask(path) > 0
+        truth = truth[..., 0] if truth.ndim == 3 else truth
+        pred = pred[..., 0] if pred.ndim == 3 else pred
+        if truth.shape != pred.shape:
+            continue
+        image_id = builder.add_image(path.name, *truth.shape)
+        for ann in mask_to_annotations(truth.astype(np.uint8), lung, image_id, instances=True):
+            builder.add_annotation(image_id, lung, ann["segmentation"])
+        for ann in mask_to_annotations(pred.astype(np.uint8), lung, image_id, instances=True):
+            results.append({"image_id": image_id, "category_id": lung, "segmentation": ann["segmentation"],
+                            "score": 1.0 - 1.0 / (1.0 + ann["area"])})
+    assert len(builder.images) >= 50 and len(results) >= 50
+    fast, slow = _both(builder.build(root / "images"), results)
+    _same(fast, slow)
+    assert slow["AP50"] > 0.5
+
+
+def test_choosing_the_evaluator(monkeypatch):
+    assert resolve_evaluator() == "faster-coco-eval"  # installed here: the default
+    assert resolve_evaluator("pycocotools") == "pycocotools"
+    monkeypatch.setenv("COCOCXR_COCO_EVALUATOR", "pycocotools")
+    assert resolve_evaluator() == "pycocotools"
+    with pytest.raises(ConfigError, match="choose one of"):
+        resolve_evaluator("detectron2")
+    from cococxr.metrics import coco_eval
+
+    monkeypatch.setattr(coco_eval, "FasterCOCO", None)  # as where faster-coco-eval is not installed
+    monkeypatch.delenv("COCOCXR_COCO_EVALUATOR")
+    assert resolve_evaluator() == "pycocotools"  # not installed: the fallback
+    with pytest.raises(ConfigError, match="pip install faster-coco-eval"):
+        resolve_evaluator("faster-coco-eval")
