@@ -132,8 +132,9 @@ def enqueued(seq, workers: int, epochs: int):
 def adapter_child(kind: str, coco_file: str, image_root: str, n_images: int, epochs: int) -> None:
     """Subprocess body: ``epochs`` passes of one adapter with 2 workers; print images/s as JSON.
 
-    Each pass is timed whole, worker start included (as in training: torch starts its
-    workers every epoch unless ``persistent_workers``); the best pass is reported.
+    Each pass (one epoch) is timed whole; the best is reported. The torch loader keeps its
+    workers between epochs (``make_loader``'s default ``persistent_workers``), so the
+    first pass pays their start; the PyDataset starts its pool every epoch, as ``fit`` does.
     """
     from cococxr.batches import SegmentationBatches  # framework-free: no tf-keras in this process
 
@@ -144,8 +145,10 @@ def adapter_child(kind: str, coco_file: str, image_root: str, n_images: int, epo
     if kind == "torch":
         from cococxr.torch_data import make_loader
 
+        loader = make_loader(batches, num_workers=2, channels_first=False)
+
         def one_pass():
-            return iterate(make_loader(batches, num_workers=2, channels_first=False))
+            return iterate(loader)
     else:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter

@@ -107,8 +107,11 @@ def make_loader(batches: CocoBatches, *, num_workers: int = 0, channels_first: b
         channels_first: see :class:`CocoTorchDataset`.
         start_epoch: see :class:`EpochBatchSampler`.
         **loader_options: further ``DataLoader`` keywords (``pin_memory``,
-            ``persistent_workers``, ``prefetch_factor``...).
+            ``prefetch_factor``...). ``persistent_workers`` defaults to True with workers:
+            restarting them every epoch costs about a tenth of the throughput of a
+            short epoch (``benchmarks/bench_sequence.py``).
     """
+    loader_options.setdefault("persistent_workers", num_workers > 0)
     return DataLoader(CocoTorchDataset(batches, channels_first), batch_size=None,
                       sampler=EpochBatchSampler(batches, start_epoch), num_workers=num_workers,
                       worker_init_fn=seed_worker, **loader_options)
