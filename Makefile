@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= app,test,baseline,fast
+EXTRAS ?= app,test,baseline,fast,dask
 PYTEST_ARGS ?=
 
 .PHONY: demo test setup setup-test browser bench clean

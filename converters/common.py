@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from cococxr.coco import CocoBuilder, CocoDataset
 from cococxr.config import flag_name, option
+from cococxr.distributed import active_client, dask_map
 from cococxr.outputs import check_outputs
 from cococxr.paths import check_inside
 from cococxr.workers import die_with_parent
@@ -26,7 +27,9 @@ def parallel_map(func: Callable[[T], R], items: Sequence[T], workers: int = 1,
     """Apply ``func`` to every item, in order, with a progress bar.
 
     Results come back in input order whatever ``workers`` is, so converters that number
-    ids after this call produce byte-identical output for any worker count.
+    ids after this call produce byte-identical output for any worker count. Inside
+    :func:`cococxr.distributed.dask_engine` the items go to the Dask cluster in shards
+    instead (``workers`` is then ignored), with the same results.
 
     Args:
         func: a picklable top-level function (it runs in worker processes when workers > 1).
@@ -39,6 +42,9 @@ def parallel_map(func: Callable[[T], R], items: Sequence[T], workers: int = 1,
         ``[func(item) for item in items]``. The first exception raised by ``func`` propagates.
     """
     disable = len(items) < 50 or not _progress_enabled()
+    client = active_client()
+    if client is not None:  # inside cococxr.distributed.dask_engine: shards on the cluster instead
+        return dask_map(client, func, items, desc=desc, min_shard=chunksize, progress=not disable)
     if workers <= 1 or len(items) < 2:
         return [func(item) for item in tqdm(items, desc=desc, disable=disable, unit="img")]
     pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),))

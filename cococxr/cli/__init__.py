@@ -20,6 +20,7 @@ from cococxr._version import __version__
 from cococxr.cli import core
 from cococxr.command import Command
 from cococxr.converters import commands as converter_commands
+from cococxr.distributed import SCHEDULER_ENV, engine_from_environment
 from cococxr.errors import CococxrError
 from cococxr.outputs import check_outputs
 from cococxr.workers import Terminated, terminate_like_interrupt
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cococxr {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                        help="run the per-file work of convert and export on this Dask scheduler "
+                             "(tcp://host:8786; workers must see the same paths; output is identical; "
+                             f"default: ${SCHEDULER_ENV}, else local processes)")
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
     for command in COMMANDS:
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         check_outputs(*args._command.path_arguments(args, args._labels))
-        return int(handler(args) or 0)
+        with engine_from_environment(args.dask_scheduler):
+            return int(handler(args) or 0)
     except CococxrError as exc:
         print(f"cococxr: error: {exc}", file=sys.stderr)
         return 2
