@@ -25,7 +25,7 @@ class Recipe:
 
     seg_arch: str = option("plain_unet", "segmentation architecture")
     seg_filters: list[int] = option([16, 32, 64, 128, 128], "plain_unet filters per level")
-    seg_size: int = option(128, "segmentation input size (pixels)")
+    seg_size: int = option(192, "segmentation input size (pixels)")
     seg_epochs: int = option(40, "segmentation epochs")
     seg_batch: int = option(4, "segmentation batch size")
     seg_lr: float = option(1e-3, "segmentation learning rate")
