@@ -17,6 +17,7 @@ recorded spacing, :func:`cococxr.volumes.evaluate_volumes`) when every slice is 
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 from cococxr.coco import CocoDataset
@@ -78,10 +79,10 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
     timer = InferenceTimer()
     predictions = predict_probabilities(model, coco, spec, image_ids, batch_size, timer, progress, flip_tta)
     qc: dict = {}
-    evaluation = score_predictions(coco, spec.classes, _checked(predictions, threshold, postprocess, qc),
+    qc_overlay = None if out is None else functools.partial(_write_qc_overlay, coco, Path(out) / QC_DIR)
+    evaluation = score_predictions(coco, spec.classes, _checked(predictions, threshold, postprocess, qc, qc_overlay),
                                    threshold=threshold, metric=metric)
-    flagged = [{"image_id": i, "file_name": coco.imgs[i].get("file_name"), **{k: v for k, v in q.items()
-                                                                              if k != "mask"}}
+    flagged = [{"image_id": i, "file_name": coco.imgs[i].get("file_name"), **q}
                for i, q in qc.items() if q["reasons"]]
     metrics = {**evaluation.metrics, "ms_per_image": timer.ms_per_image, "params": int(model.count_params()),
                "flip_tta": flip_tta, "postprocess": postprocess,
@@ -92,9 +93,6 @@ def evaluate_segmentation(model_or_path, coco, *, classes=None, image_root=None,
         out = Path(out)
         write_per_image_csv(evaluation.per_image, out / PER_IMAGE_FILE)
         write_overlays(coco, evaluation, spec.classes, out / OVERLAY_DIR, overlays)
-        for row in flagged:
-            write_qc_overlay(coco.image_path(row["image_id"]), qc[row["image_id"]]["mask"],
-                             f"QC: {row['reasons'][0]}", out / QC_DIR / f"{Path(str(row['file_name'])).stem}.png")
         write_json(out / METRICS_FILE, metrics)
     return metrics
 
@@ -114,15 +112,25 @@ def volume_metrics(coco: CocoDataset, classes, results: list[dict], include_empt
     return evaluate_volumes(coco, results, classes)
 
 
-def _checked(predictions, threshold: float, postprocess: bool, qc: dict):
-    """Pass predictions on (post-processed if asked), measuring each union of classes into ``qc``."""
+def _checked(predictions, threshold: float, postprocess: bool, qc: dict, qc_overlay=None):
+    """Pass predictions on (post-processed if asked), measuring each union of classes into ``qc``.
+
+    A flagged image's overlay is written at once (``qc_overlay(image_id, mask, reasons)``),
+    so no mask outlives its image: memory stays flat however many images are flagged.
+    """
     for image_id, prob in predictions:
         if postprocess:
             prob = postprocess_probabilities(prob, threshold)
         mask = (prob > threshold).any(axis=2)
-        check = lung_qc(mask)
-        qc[image_id] = {**check, "mask": mask if check["reasons"] else None}  # only flagged masks are kept
+        qc[image_id] = lung_qc(mask)
+        if qc_overlay is not None and qc[image_id]["reasons"]:
+            qc_overlay(image_id, mask, qc[image_id]["reasons"])
         yield image_id, prob
+
+
+def _write_qc_overlay(coco: CocoDataset, folder: Path, image_id, mask, reasons: list[str]) -> None:
+    name = Path(str(coco.imgs[image_id].get("file_name"))).stem
+    write_qc_overlay(coco.image_path(image_id), mask, f"QC: {reasons[0]}", folder / f"{name}.png")
 
 
 def run(args: argparse.Namespace) -> int:
