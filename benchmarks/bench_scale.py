@@ -21,7 +21,7 @@ evaluate (COCO AP + Dice), plus the peers: pycocotools (index load, COCOeval),
 faster-coco-eval (the same), datumaro (mask folders -> coco_instances; its own venv, see
 bench_convert.py). Then prints each step's growth exponent k (cost ~ n^k) between sizes.
 
-Usage: python benchmarks/bench_scale.py [--quick] [--sizes 2000,8000,33000] [--json FILE]
+Usage: python benchmarks/bench_scale.py [--quick] [--sizes 2000,8000,33000] [--only WORDS] [--json FILE]
 """
 from __future__ import annotations
 
@@ -112,7 +112,17 @@ def copy_file(source: Path, target: Path) -> None:
 
 # ------------------------------------------------------------------ child steps
 def _peak_mb() -> float:
+    """Peak RSS of this process (VmHWM) and of its finished children, in MB.
+
+    Not ``RUSAGE_SELF``: Linux keeps ``ru_maxrss`` across exec, so a child would report
+    at least its parent's peak.
+    """
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        status = Path("/proc/self/status").read_text()
+        own = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    except (OSError, StopIteration, ValueError):  # not Linux: ru_maxrss, an upper bound
+        pass
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
 
@@ -279,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="2000,8000,33000", help="target annotation counts")
     parser.add_argument("--quick", action="store_true", help="sizes 400 and 1600 only")
     parser.add_argument("--no-datumaro", action="store_true")
+    parser.add_argument("--only", help="run only the steps whose name contains one of these comma-separated words")
     parser.add_argument("--json", help="write every figure to this JSON file")
     args = parser.parse_args(argv)
     if args.child:
@@ -312,20 +323,23 @@ def main(argv: list[str] | None = None) -> int:
                 model = train_model(work, train_json)
             steps = steps_for(size_dir, made, model, python)
             n_ann = None
+            wanted = [w.strip() for w in args.only.split(",")] if args.only else None
             for name, kind, step_args in steps:
+                if wanted and not any(w in name for w in wanted) and name != steps[0][0]:
+                    continue  # the first step (convert rle-csv) makes the file the others read
                 result = run_child(kind, step_args)
                 if n_ann is None and "error" not in result:
                     n_ann = count_annotations(step_args["argv"][-1])
                 table.setdefault(name, {})[target] = result
                 shown = result.get("error") or f"{result['seconds']:8.2f} s  peak RSS {result['rss_mb']:7.0f} MB"
                 print(f"[{target:>6}] {name:42} {shown}", flush=True)
-            if python is not None:
+            if python is not None and (not wanted or "datumaro" in wanted):
                 result = time_datumaro(python, made["tree"], size_dir / "datumaro")
                 table.setdefault("peer: datumaro mask folders -> coco_instances", {})[target] = result
                 shown = result.get("error") or f"{result['seconds']:8.2f} s  peak RSS {result['rss_mb']:7.0f} MB"
                 print(f"[{target:>6}] {'peer: datumaro mask folders -> coco':42} {shown}", flush=True)
             same = all((size_dir / "uw" / f"rle_{k}.json").read_bytes() == (size_dir / "uw" / "rle_w1.json").read_bytes()
-                       for k in ("w2", "dask"))
+                       for k in ("w2", "dask") if (size_dir / "uw" / f"rle_{k}.json").exists())
             print(f"[{target:>6}] {n_ann} annotations, {made['images']} images; RLE outputs 1 worker / 2 workers / "
                   f"Dask byte-identical: {same}", flush=True)
             sizes.append({"target": target, "annotations": n_ann, "images": made["images"], "identical": same})
