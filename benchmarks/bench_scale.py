@@ -30,6 +30,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,8 +105,6 @@ def synthesise(root: Path, n_images: int, found: list[dict]) -> dict:
 
 
 def copy_file(source: Path, target: Path) -> None:
-    import shutil
-
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
 
@@ -214,16 +213,16 @@ def run_child(step: str, args: dict) -> dict:
 
 
 # ------------------------------------------------------------------ the steps of one size
-def train_model(work: Path, found_tree: str) -> str:
+def train_model(work: Path, train_json: str) -> str:
     """A small lung U-Net (128 px, one minute) for the predict/evaluate steps; not timed."""
-    subprocess.run([sys.executable, "-m", "cococxr", "train", "segmentation", "--train", found_tree,
-                    "--val", found_tree, "--arch", "plain_unet", "--filters", "8", "16", "32", "64", "--input-size", "128",
+    subprocess.run([sys.executable, "-m", "cococxr", "train", "segmentation", "--train", train_json,
+                    "--val", train_json, "--arch", "plain_unet", "--filters", "8", "16", "32", "64", "--input-size", "128",
                     "--epochs", "5", "--max-train-seconds", "60", "--no-tensorboard", "--out", str(work / "model-run")],
                    check=True, capture_output=True, env={**os.environ, "COCOCXR_PROGRESS": "0"})
     return str(work / "model-run" / "model.h5")
 
 
-def steps_for(size_dir: Path, made: dict, model: str, datumaro) -> list[tuple[str, str, dict]]:
+def steps_for(size_dir: Path, made: dict, model: str) -> list[tuple[str, str, dict]]:
     # each COCO file beside its images' folder: a file may only name an image root inside its own folder
     out, uw, tree = size_dir / "out", size_dir / "uw", made["tree"]
     out.mkdir(exist_ok=True)
@@ -321,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                                 f"{made['tree']}/masks", "--class-map", "1=lung", "--out", train_json],
                                check=True, capture_output=True)
                 model = train_model(work, train_json)
-            steps = steps_for(size_dir, made, model, python)
+            steps = steps_for(size_dir, made, model)
             n_ann = None
             wanted = [w.strip() for w in args.only.split(",")] if args.only else None
             for name, kind, step_args in steps:
