@@ -220,12 +220,16 @@ class CocoDataset:
         ``[width, height]`` are corrected to ``[height, width]``.
         """
         coco = COCO()
-        anns = [_pycocotools_annotation(a, self.imgs.get(a.get("image_id")))
-                for a in self.dataset.get("annotations", []) if not is_label_annotation(a)]
-        coco.dataset = {**self.dataset, "annotations": anns}
+        coco.dataset = self.pycocotools_dataset()
         with contextlib.redirect_stdout(io.StringIO()):
             coco.createIndex()
         return coco
+
+    def pycocotools_dataset(self) -> dict:
+        """The dict :meth:`to_pycocotools` indexes: geometry annotations only, as shallow copies."""
+        anns = [_pycocotools_annotation(a, self.imgs.get(a.get("image_id")))
+                for a in self.dataset.get("annotations", []) if not is_label_annotation(a)]
+        return {**self.dataset, "annotations": anns}
 
     def subset(self, image_ids: Iterable[int]) -> "CocoDataset":
         """Return a dataset with only these images and their annotations (ids kept).

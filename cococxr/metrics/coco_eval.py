@@ -99,8 +99,8 @@ def masks_to_coco_results(image_ids: Sequence[int], masks, category_ids: Sequenc
 
 
 def _geometry_dataset(gt) -> dict:
-    if hasattr(gt, "to_pycocotools"):
-        gt = gt.to_pycocotools()
+    if hasattr(gt, "pycocotools_dataset"):  # a CocoDataset: its dict, without building an index
+        gt = gt.pycocotools_dataset()
     dataset = gt.dataset if hasattr(gt, "dataset") else gt
     if not isinstance(dataset, Mapping) or "images" not in dataset:
         raise CocoFormatError("coco_evaluate: gt must be a pycocotools COCO, a CocoDataset "
@@ -143,7 +143,33 @@ def _quiet_coco(dataset: dict, evaluator: str = "pycocotools"):
     return coco
 
 
+def _mask_results(coco_gt, results: Sequence[dict], evaluator: str):
+    """What ``loadRes`` builds from mask results, with one C call for all areas and boxes.
+
+    ``loadRes`` calls ``area`` and ``toBbox`` once per result, which costs more than the
+    C++ evaluation itself on large files (1.8 s of 8.9 s at 33k annotations).
+    """
+    rles = [result["segmentation"] for result in results]
+    # pycocotools' area() overflows on lists of more than 255 masks (np.array((n,), uint8))
+    areas = np.concatenate([mask_utils.area(rles[i:i + 255]) for i in range(0, len(rles), 255)])
+    boxes = mask_utils.toBbox(rles)
+    annotations = []
+    for index, result in enumerate(results):
+        ann = dict(result)
+        ann["area"] = areas[index]
+        ann.setdefault("bbox", boxes[index])
+        ann["id"], ann["iscrowd"] = index + 1, 0
+        annotations.append(ann)
+    return _quiet_coco({"info": copy.deepcopy(coco_gt.dataset.get("info", {})),
+                        "images": list(coco_gt.dataset["images"]),
+                        "categories": copy.deepcopy(coco_gt.dataset.get("categories", [])),
+                        "annotations": annotations}, evaluator)
+
+
 def _detections(coco_gt, results: Sequence[dict], evaluator: str):
+    first = results[0] if results else {}
+    if "segmentation" in first and not first.get("bbox") and isinstance(first["segmentation"], dict):
+        return _mask_results(coco_gt, results, evaluator)
     if results:
         # loadRes adds keys to each result; the segmentations themselves are only read
         return coco_gt.loadRes([dict(result) for result in results])

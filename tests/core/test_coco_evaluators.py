@@ -12,7 +12,7 @@ import pytest
 from cococxr.coco import CocoBuilder
 from cococxr.errors import ConfigError
 from cococxr.masks import mask_to_annotations
-from cococxr.metrics import coco_evaluate, resolve_evaluator
+from cococxr.metrics import COCO_STAT_NAMES, coco_evaluate, resolve_evaluator
 from cococxr.rle import coco_rle_encode
 from helpers import shared
 
@@ -84,6 +84,43 @@ def test_both_evaluators_give_the_same_ap_on_synthetic_files(seed, iou_type):
     assert results == before  # the caller's results are not touched by either evaluator
     _same(fast, slow)
     assert 0 < slow["AP"] < 1  # a real mix of hits and misses, not a trivial score
+
+
+def _plain_pycocotools(gt, results) -> list[float]:
+    """The 12 statistics of pycocotools used the usual way: loadRes, then COCOeval."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = gt.to_pycocotools().dataset
+        coco_gt.createIndex()
+        scorer = COCOeval(coco_gt, coco_gt.loadRes([dict(r) for r in results]), "segm")
+        scorer.evaluate()
+        scorer.accumulate()
+        scorer.summarize()
+    return [None if v == -1 else float(v) for v in scorer.stats]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("with_boxes", [False, True])
+def test_both_evaluators_match_pycocotools_loadres(seed, with_boxes):
+    """coco_evaluate loads mask results itself (one C call for all areas and boxes); with
+    either evaluator it must score exactly as pycocotools' own loadRes + COCOeval."""
+    from pycocotools import mask as mask_utils
+
+    gt, results = _synthetic(seed)
+    if with_boxes:  # results that bring boxes take loadRes's box branch (area = box area)
+        results = [dict(r, bbox=[float(v) for v in mask_utils.toBbox(r["segmentation"])]) for r in results]
+    reference = _plain_pycocotools(gt, results)
+    for evaluator in ("pycocotools", "faster-coco-eval"):
+        stats = coco_evaluate(gt, results, "segm", evaluator=evaluator)
+        for name, value in zip(COCO_STAT_NAMES, reference):
+            assert (stats[name] is None) == (value is None), (evaluator, name)
+            assert stats[name] == pytest.approx(value, abs=1e-6), (evaluator, name)
 
 
 def test_empty_results_and_unmatched_images_score_alike():
