@@ -3,9 +3,9 @@
 :class:`SegmentationConfig` is the schema of the flags and of ``--config`` files; its
 built-in recipe is ``configs/segmentation.yaml`` (installed as ``cococxr.configs``), whose
 values are these defaults: the plain U-Net (``plain_unet``, 8-16-32-64-128 filters, no
-backbone) trained from scratch on 256x256 grayscale images, bce+Dice loss, Adam at 1e-3
-halved after 4 epochs without validation-loss improvement, light joint augmentation,
-batch 8, the model kept at its best validation Dice. It was chosen for a CPU: ``--arch
+backbone) trained from scratch on 320x320 grayscale images, bce+Dice loss, Adam at 1e-3
+halved after 4 epochs without validation-loss improvement, light joint augmentation
+with letterboxing and exposure changes, batch 8, the model kept at its best validation Dice. It was chosen for a CPU: ``--arch
 unet --backbone efficientnetb0`` (10M parameters, depthwise convolutions) trains several
 times slower per image there.
 """
@@ -63,7 +63,7 @@ class SegmentationConfig:
     bn_momentum: float | None = option(None, "momentum of every BatchNormalization layer (default: the "
                                              "model's, 0.99 or MobileNetV2's 0.999); 0.9 lets the statistics "
                                              "used at inference catch up in a short training from scratch")
-    input_size: int = option(256, "images are resized to SIZE x SIZE", metavar="SIZE")
+    input_size: int = option(320, "images are resized to SIZE x SIZE", metavar="SIZE")
     channels: int = option(1, "input channels (1 = grayscale, 3 = gray repeated)", choices=(1, 3))
     preprocessing: str | None = option(None, "backbone name whose input normalisation to apply "
                                              "(needs --channels 3; default: scale to 0..1)")

@@ -50,7 +50,7 @@ def test_segmentation_recipe_is_the_documented_cxr_lungs_recipe():
     recipe = read_config_file(recipe_path("segmentation"))
     assert (recipe["arch"], recipe["filters"], recipe["input_size"], recipe["loss"], recipe["optimizer"],
             recipe["lr"], recipe["batch_size"], recipe["epochs"], recipe["max_train_seconds"], recipe["augment"]) == (
-        "plain_unet", [8, 16, 32, 64, 128], 256, "bce_dice", "adam", 0.001, 8, 100, None, "light+letterbox+exposure")
+        "plain_unet", [8, 16, 32, 64, 128], 320, "bce_dice", "adam", 0.001, 8, 100, None, "light+letterbox+exposure")
 
 
 def test_demo_recipes():
@@ -76,7 +76,7 @@ def test_resolution_order_defaults_recipe_file_flags(tmp_path, monkeypatch):
     mine.write_text("epochs: 5\nlr: 0.02\n")
     assert (config_from_args(SegmentationConfig, _parse([])).epochs, SegmentationConfig().epochs) == (7, 100)
     from_file = config_from_args(SegmentationConfig, _parse(["--config", str(mine)]))
-    assert (from_file.epochs, from_file.lr, from_file.batch_size, from_file.input_size) == (5, 0.02, 2, 256)
+    assert (from_file.epochs, from_file.lr, from_file.batch_size, from_file.input_size) == (5, 0.02, 2, 320)
     flags = config_from_args(SegmentationConfig, _parse(["--config", str(mine), "--epochs", "3"]))
     assert (flags.epochs, flags.lr, flags.batch_size) == (3, 0.02, 2)
     python = load_config(SegmentationConfig, str(mine), train="t.json", val="v.json", lr=0.5)
