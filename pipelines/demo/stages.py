@@ -83,7 +83,7 @@ def train_lungs(layout: Layout, recipe: Recipe, seed: int) -> dict:
     result = train_segmentation(
         train=str(layout.split_file("train")), val=str(layout.split_file("val")), classes=[MASK_CLASS],
         arch=recipe.seg_arch, filters=list(recipe.seg_filters), input_size=recipe.seg_size, augment="light",
-        loss="bce_dice", optimizer="adam", lr=recipe.seg_lr, epochs=recipe.seg_epochs,
+        equalize=None, loss="bce_dice", optimizer="adam", lr=recipe.seg_lr, epochs=recipe.seg_epochs,
         batch_size=recipe.seg_batch, steps_per_epoch=recipe.seg_steps, max_train_seconds=recipe.seg_seconds,
         seed=seed, out=str(layout.seg_run), tensorboard=False, overlays=4, image_root=str(image_root(layout)))
     layout.models.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,7 @@ def test_the_model_card_names_the_model_and_runs_of_earlier_versions_still_load(
     model = Path(result["model"])
     card = json.loads((model.parent / "model.cococxr.json").read_text())
     assert card["format"] == "cococxr-model/1" and card["task"] == "segmentation" and card["classes"] == ["lung"]
-    assert card["input"] == {"input_size": [64, 64], "channels": 1, "equalize": None, "preprocessing": None}
+    assert card["input"] == {"input_size": [64, 64], "channels": 1, "equalize": "hist", "preprocessing": None}
     assert card["details"]["arch"] == "plain_unet"
     # two models share a folder, each read through its own card
     shared = tmp_path / "models"
