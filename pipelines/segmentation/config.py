@@ -3,11 +3,12 @@
 :class:`SegmentationConfig` is the schema of the flags and of ``--config`` files; its
 built-in recipe is ``configs/segmentation.yaml`` (installed as ``cococxr.configs``), whose
 values are these defaults: the plain U-Net (``plain_unet``, 8-16-32-64-128 filters, no
-backbone) trained from scratch on 320x320 histogram-equalised grayscale images, bce+Dice loss, Adam at 1e-3
-halved after 4 epochs without validation-loss improvement, light joint augmentation
-with letterboxing and exposure changes, batch 8, the model kept at its best validation Dice. It was chosen for a CPU: ``--arch
-unet --backbone efficientnetb0`` (10M parameters, depthwise convolutions) trains several
-times slower per image there.
+backbone) trained from scratch on 320x320 histogram-equalised grayscale images, bce+Dice
+loss, Adam at 1e-3 halved after 4 epochs without validation-loss improvement, light
+joint augmentation with letterboxing and exposure changes, batch 8, the model kept at
+its best validation Dice. It was chosen for a CPU: ``--arch unet --backbone
+efficientnetb0`` (10M parameters, depthwise convolutions) trains several times slower
+per image there.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ class SegmentationConfig:
     preprocessing: str | None = option(None, "backbone name whose input normalisation to apply "
                                              "(needs --channels 3; default: scale to 0..1)")
     equalize: str | None = option("hist", "histogram equalisation at the native size before resizing "
-                                               "(none to turn it off)", choices=("hist", "clahe"))
+                                          "(none to turn it off)", choices=("hist", "clahe"))
     augment: str | None = option("light+letterbox+exposure", "joint image+mask augmentation: a preset (light, medium), levers "
                                           "(exposure, noise, blur, rotate, zoom, letterbox, text) or both joined "
                                           "by '+', e.g. light+letterbox+exposure (none to disable)",
