@@ -86,7 +86,7 @@ def test_both_evaluators_give_the_same_ap_on_synthetic_files(seed, iou_type):
     assert 0 < slow["AP"] < 1  # a real mix of hits and misses, not a trivial score
 
 
-def _plain_pycocotools(gt, results) -> list[float]:
+def _plain_pycocotools(gt, results, iou_type="segm") -> list[float]:
     """The 12 statistics of pycocotools used the usual way: loadRes, then COCOeval."""
     import contextlib
     import io
@@ -98,7 +98,7 @@ def _plain_pycocotools(gt, results) -> list[float]:
         coco_gt = COCO()
         coco_gt.dataset = gt.to_pycocotools().dataset
         coco_gt.createIndex()
-        scorer = COCOeval(coco_gt, coco_gt.loadRes([dict(r) for r in results]), "segm")
+        scorer = COCOeval(coco_gt, coco_gt.loadRes([dict(r) for r in results]), iou_type)
         scorer.evaluate()
         scorer.accumulate()
         scorer.summarize()
@@ -107,20 +107,40 @@ def _plain_pycocotools(gt, results) -> list[float]:
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("with_boxes", [False, True])
-def test_both_evaluators_match_pycocotools_loadres(seed, with_boxes):
-    """coco_evaluate loads mask results itself (one C call for all areas and boxes); with
-    either evaluator it must score exactly as pycocotools' own loadRes + COCOeval."""
+@pytest.mark.parametrize("iou_type", ["segm", "bbox"])
+def test_both_evaluators_match_pycocotools_loadres(seed, with_boxes, iou_type):
+    """coco_evaluate loads mask results itself (one C call for all areas, boxes only for
+    bbox IoU); with either evaluator it must score exactly as pycocotools' own loadRes +
+    COCOeval."""
     from pycocotools import mask as mask_utils
 
     gt, results = _synthetic(seed)
     if with_boxes:  # results that bring boxes take loadRes's box branch (area = box area)
         results = [dict(r, bbox=[float(v) for v in mask_utils.toBbox(r["segmentation"])]) for r in results]
-    reference = _plain_pycocotools(gt, results)
+    reference = _plain_pycocotools(gt, results, iou_type)
     for evaluator in ("pycocotools", "faster-coco-eval"):
-        stats = coco_evaluate(gt, results, "segm", evaluator=evaluator)
+        stats = coco_evaluate(gt, results, iou_type, evaluator=evaluator)
         for name, value in zip(COCO_STAT_NAMES, reference):
             assert (stats[name] is None) == (value is None), (evaluator, name)
             assert stats[name] == pytest.approx(value, abs=1e-6), (evaluator, name)
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_garbage_collector_state_is_restored(collecting):
+    """Evaluation pauses the cyclic collector; afterwards, error or not, it is as before."""
+    import gc
+
+    gt, results = _synthetic(0)
+    was = gc.isenabled()
+    try:
+        gc.enable() if collecting else gc.disable()
+        coco_evaluate(gt, results)
+        assert gc.isenabled() is collecting
+        with pytest.raises(Exception, match="not in the ground truth"):
+            coco_evaluate(gt, [dict(results[0], image_id=10**6)])
+        assert gc.isenabled() is collecting
+    finally:
+        gc.enable() if was else gc.disable()
 
 
 def test_empty_results_and_unmatched_images_score_alike():
