@@ -74,7 +74,7 @@ class SegmentationConfig:
                                           "(exposure, noise, blur, rotate, zoom, letterbox, text) or both joined "
                                           "by '+', e.g. light+letterbox+exposure (none to disable)",
                                  parse=parse_augment, metavar="PRESET[+LEVER]")
-    loss: str = option("bce_dice", "loss", choices=LOSSES)
+    loss: str = option("dice", "loss (soft Dice; bce_dice adds binary cross-entropy)", choices=LOSSES)
     optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
     lr: float = option(1e-3, "initial learning rate")
     epochs: int = option(100, "maximum number of epochs (early stopping usually ends sooner)")

@@ -50,7 +50,7 @@ def test_segmentation_recipe_is_the_documented_cxr_lungs_recipe():
     recipe = read_config_file(recipe_path("segmentation"))
     assert (recipe["arch"], recipe["filters"], recipe["input_size"], recipe["loss"], recipe["optimizer"],
             recipe["lr"], recipe["batch_size"], recipe["epochs"], recipe["max_train_seconds"], recipe["augment"]) == (
-        "plain_unet", [8, 16, 32, 64, 128], 320, "bce_dice", "adam", 0.001, 8, 100, None, "light+letterbox+exposure")
+        "plain_unet", [8, 16, 32, 64, 128], 320, "dice", "adam", 0.001, 8, 100, None, "light+letterbox+exposure")
 
 
 def test_demo_recipes():
