@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cococxr.coco import CocoBuilder
-from cococxr.errors import ConfigError
+from cococxr.errors import CocoFormatError, ConfigError
 from cococxr.masks import mask_to_annotations
 from cococxr.metrics import COCO_STAT_NAMES, coco_evaluate, resolve_evaluator
 from cococxr.rle import coco_rle_encode
@@ -136,7 +136,7 @@ def test_the_garbage_collector_state_is_restored(collecting):
         gc.enable() if collecting else gc.disable()
         coco_evaluate(gt, results)
         assert gc.isenabled() is collecting
-        with pytest.raises(Exception, match="not in the ground truth"):
+        with pytest.raises(CocoFormatError, match="not in the ground truth"):
             coco_evaluate(gt, [dict(results[0], image_id=10**6)])
         assert gc.isenabled() is collecting
     finally:
