@@ -217,6 +217,14 @@ class Augmenter:
         out = transform(image=image, mask=mask)
         return out["image"], out["mask"]
 
+    def __getstate__(self) -> dict:
+        """Picklable (for worker processes): each thread's copy of the transform is made anew."""
+        return {"transform": self.transform}
+
+    def __setstate__(self, state: dict) -> None:
+        self.transform = state["transform"]
+        self._local = threading.local()
+
 
 def build_augmenter(augment) -> Augmenter | None:
     """Turn the ``augment`` parameter of a Sequence into an :class:`Augmenter`.

@@ -10,7 +10,8 @@ take :mod:`cococxr.keras3`, PyTorch users :mod:`cococxr.torch_data`. See docs/se
 from __future__ import annotations
 
 from cococxr._tf import keras
-from cococxr.batches import ClassificationBatches, SegmentationBatches, is_lung_masker, kaggle_generator_arguments
+from cococxr.batches import (ClassificationBatches, CocoBatches, ProcessLoader, SegmentationBatches, is_lung_masker,
+                             kaggle_generator_arguments)
 
 
 class CocoSegmentationSequence(SegmentationBatches, keras.utils.Sequence):
@@ -40,4 +41,46 @@ class DataGeneratorFromCocoJson(CocoSegmentationSequence):
                                                       annFile, shuffle, **kwargs))
 
 
-__all__ = ["CocoClassificationSequence", "CocoSegmentationSequence", "DataGeneratorFromCocoJson", "is_lung_masker"]
+class ProcessSequence(keras.utils.Sequence):
+    """Any of these Sequences (or framework-free batches) loaded by worker processes, for ``fit``.
+
+    A :class:`~cococxr.batches.ProcessLoader` does the loading: ``workers`` processes
+    write whole batches into shared memory and run ahead across epoch ends. Pass
+    ``fit(..., workers=1, shuffle=False)``: one tf-keras thread asks for the batches in
+    order, the processes load them. :meth:`close` stops the workers (so does the end of
+    a ``with`` block).
+
+    Args:
+        batches: a Sequence of this module or a :class:`~cococxr.batches.CocoBatches`.
+        workers, prefetch, start_method: see :class:`~cococxr.batches.ProcessLoader`.
+    """
+
+    def __init__(self, batches: CocoBatches, workers: int = 2, *, prefetch: int | None = None,
+                 start_method: str = "spawn"):
+        super().__init__()
+        self.batches = batches
+        self.loader = ProcessLoader(batches, workers, prefetch=prefetch, start_method=start_method)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int):
+        """Batch ``index`` of the batches' current epoch."""
+        return self.loader.get(self.batches.epoch, index)
+
+    def on_epoch_end(self) -> None:
+        """Advance the batches one epoch (see :meth:`~cococxr.batches.CocoBatches.on_epoch_end`)."""
+        self.batches.on_epoch_end()
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self.loader.close()
+
+    def __enter__(self) -> "ProcessSequence":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+__all__ = ["CocoClassificationSequence", "ProcessSequence", "CocoSegmentationSequence", "DataGeneratorFromCocoJson", "is_lung_masker"]

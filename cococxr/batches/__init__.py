@@ -8,11 +8,13 @@ epoch)``, so results do not depend on how many workers (threads or processes) lo
 Adapters give these batches to each framework, one import point per framework:
 :mod:`cococxr.sequences` (tf-keras ``Sequence``), :mod:`cococxr.keras3` (Keras 3
 ``PyDataset``), :mod:`cococxr.torch_data` (torch ``Dataset`` and batch sampler) and
-:mod:`cococxr.tfdata` (``tf.data``). See docs/sequences.md.
+:mod:`cococxr.tfdata` (``tf.data``). :class:`ProcessLoader` loads them in worker
+processes through shared memory. See docs/sequences.md.
 """
 from cococxr.batches.base import CocoBatches, is_lung_masker
 from cococxr.batches.classification import ClassificationBatches
+from cococxr.batches.processes import ProcessLoader, WorkerError
 from cococxr.batches.segmentation import SegmentationBatches, kaggle_generator_arguments
 
 __all__ = ["CocoBatches", "SegmentationBatches", "ClassificationBatches", "kaggle_generator_arguments",
-           "is_lung_masker"]
+           "is_lung_masker", "ProcessLoader", "WorkerError"]
