@@ -7,6 +7,8 @@ Compares, at 256x256, batch 16, one class ("lung"):
       float64 arrays);
   (c) the limit: reading and resizing the images only (and, as the ceiling of any
       two-thread loader on this machine, the same in a pool of two threads);
+  (e) the ProcessLoader (2 worker processes writing into shared memory), iterated and
+      through the tf-keras ProcessSequence as fit(workers=1) asks for batches;
   (d) the other adapters over the same core, each in a fresh process (torch and Keras 3
       never share a process with tf-keras): the torch DataLoader with 2 worker processes
       and the Keras 3 PyDataset with 2 workers (threads and processes), as ratios to (c).
@@ -34,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cococxr.batches import ProcessLoader
 from cococxr.converters.mask_folders import convert_mask_folders
 from cococxr.io import read_image
 from cococxr.preprocess import resize_image
@@ -129,6 +132,13 @@ def enqueued(seq, workers: int, epochs: int):
         enqueuer.stop()
 
 
+def fit_order(seq, epochs: int):
+    """The batches of ``epochs`` epochs as ``fit(workers=1)`` asks for them: in order, then ``on_epoch_end``."""
+    for _ in range(epochs):
+        yield from (seq[i] for i in range(len(seq)))
+        seq.on_epoch_end()
+
+
 def adapter_child(kind: str, coco_file: str, image_root: str, n_images: int, epochs: int) -> None:
     """Subprocess body: ``epochs`` passes of one adapter with 2 workers; print images/s as JSON.
 
@@ -194,7 +204,7 @@ def best_rates(runs: dict, repeats: int) -> tuple[dict, dict]:
 
 def throughput(data: Path, work: Path, quick: bool) -> dict:
     """Images/s of (a), (b), (c), (d) and their ratios."""
-    from cococxr.sequences import CocoSegmentationSequence  # tf-keras: kept out of the adapter children
+    from cococxr.sequences import CocoSegmentationSequence, ProcessSequence  # tf-keras: not in the adapter children
 
     with contextlib.redirect_stderr(io.StringIO()):
         coco, _ = convert_mask_folders(data / "images", data / "masks", work / "lungs.json",
@@ -224,13 +234,23 @@ def throughput(data: Path, work: Path, quick: bool) -> dict:
     dataset = seq.as_tf_dataset()
     iterate(dataset)  # trace the tf.data pipeline
     epochs = 1 if quick else 3
+    processes = ProcessLoader(seq, workers=2)
+    processes.get(0, 0)  # start the workers: they persist across epochs, as in training
+    # its own Sequence: the enqueuer above moves ``seq``'s epoch, which would be a jump here
+    process_seq = ProcessSequence(CocoSegmentationSequence(coco, ["lung"], batch_size=BATCH, input_size=SIZE,
+                                                           shuffle=False, image_ids=seq.image_ids), workers=2)
+    process_seq[0]
     threaded, _ = best_rates({
         "(c) again, beside threaded": lambda: read_and_resize(paths * epochs),
         "(c) in 2 threads (ceiling)": lambda: read_and_resize_threads(paths * epochs, 2),
         "(a) Sequence, 2 workers": lambda: iterate(enqueued(seq, 2, epochs)),
         "(a) in a 2-thread pool": lambda: iterate(pooled(seq, 2, epochs)),
         "(a) as_tf_dataset": lambda: iterate(dataset.repeat(epochs)),
+        "(a) ProcessLoader, 2 procs": lambda: iterate(batch for _ in range(epochs) for batch in processes),
+        "(a) ProcessSequence, fit": lambda: iterate(fit_order(process_seq, epochs)),
     }, repeats)
+    processes.close()
+    process_seq.close()
     adapters = {"(d) torch DataLoader, 2 procs": "torch", "(d) Keras 3 PyDataset, 2 thr": "keras3-threads",
                 "(d) Keras 3 PyDataset, 2 procs": "keras3-processes"}
     for name, kind in adapters.items():
@@ -241,6 +261,8 @@ def throughput(data: Path, work: Path, quick: bool) -> dict:
         ratios[clock] = {"a/c one worker": a / c, "a/b": a / r["(b) Kaggle kernel"]}
     ratios["wall"]["a/c two workers"] = (max(threaded["(a) Sequence, 2 workers"], threaded["(a) as_tf_dataset"])
                                          / threaded["(c) again, beside threaded"])
+    for name in ("(a) ProcessLoader, 2 procs", "(a) ProcessSequence, fit"):
+        ratios["wall"][f"{name[4:]}/c"] = threaded[name] / threaded["(c) again, beside threaded"]
     for name in adapters:
         ratios["wall"][f"{name[4:]}/c"] = threaded[name] / threaded["(c) again, beside threaded"]
     ceiling = threaded["(c) in 2 threads (ceiling)"] / threaded["(c) again, beside threaded"]

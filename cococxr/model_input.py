@@ -111,16 +111,22 @@ class ModelInput:
         return self.equalise(apply_mask(prepared, mask))
 
     # ------------------------------------------------------------------ per batch
-    def batch(self, images: Sequence[np.ndarray], *, preprocess: bool = True) -> np.ndarray:
+    def batch(self, images: Sequence[np.ndarray], *, preprocess: bool = True,
+              out: np.ndarray | None = None) -> np.ndarray:
         """X: float32 ``(B, H, W, channels)`` in 0..1, or the preprocessing applied to 0..255.
 
         Args:
             images: prepared (and possibly augmented) images at ``input_size``: uint8,
                 uint16, or float in 0..1; one channel or ``channels``.
             preprocess: apply ``preprocessing`` (False: always 0..1, e.g. for a masker).
+            out: a float32 array of X's shape to fill and return (unless a preprocessing
+                function makes a new one); saves a copy into shared memory.
         """
         preprocess = preprocess and self._function is not None
-        x = np.empty((len(images), *self.input_size, self.channels), np.float32)
+        shape = (len(images), *self.input_size, self.channels)
+        if out is not None and (out.shape != shape or out.dtype != np.float32):
+            raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
+        x = np.empty(shape, np.float32) if out is None else out
         for out, image in zip(x, images):
             if self.channels == 3 and (image.ndim == 2 or image.shape[2] == 1):
                 # cv2 repeats the channel in one pass; numpy broadcasting to 3 is ~3x slower

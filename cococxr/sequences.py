@@ -56,7 +56,7 @@ class ProcessSequence(keras.utils.Sequence):
     """
 
     def __init__(self, batches: CocoBatches, workers: int = 2, *, prefetch: int | None = None,
-                 start_method: str = "spawn"):
+                 start_method: str | None = None):
         super().__init__()
         self.batches = batches
         self.loader = ProcessLoader(batches, workers, prefetch=prefetch, start_method=start_method)

@@ -143,8 +143,14 @@ class CocoBatches:
         """Batch ``index`` of the current epoch: ``(X, y)`` for "train", ``X`` for "predict"."""
         return self.batch_at(self.epoch, index)
 
-    def batch_at(self, epoch: int, index: int):
+    def batch_at(self, epoch: int, index: int, *, out: Sequence[np.ndarray] | None = None):
         """Batch ``index`` of any ``epoch``, a pure function of both (what worker processes load).
+
+        Args:
+            epoch, index: which batch.
+            out: arrays shaped like the batch's parts (X, then y) that X is written into
+                when no preprocessing function makes a new array (a worker's shared
+                memory); check ``result[0] is out[0]``.
 
         Returns:
             ``(X, y)`` for "train", ``X`` for "predict" (numpy arrays).
@@ -152,7 +158,7 @@ class CocoBatches:
         batches = self._epoch_batches(int(epoch))
         if not 0 <= index < len(batches):
             raise IndexError(f"batch index {index} out of range (the epoch has {len(batches)} batches)")
-        arrays = self._batch(batches[index], int(epoch), index * self.batch_size)
+        arrays = self._batch(batches[index], int(epoch), index * self.batch_size, out)
         return arrays[0] if self.subset == "predict" else arrays
 
     def _epoch_batches(self, epoch: int) -> list:
@@ -177,14 +183,15 @@ class CocoBatches:
         """Image ids of batch ``index`` of the current epoch (before any ``on_error`` replacement)."""
         return [self.image_ids[i] for i in self._state[1][index]]
 
-    def _batch(self, examples: np.ndarray, epoch: int, first: int) -> tuple:
+    def _batch(self, examples: np.ndarray, epoch: int, first: int, out=None) -> tuple:
         """``(X,)`` or ``(X, y)`` of one batch; ``first`` is the position of its first item."""
-        return self._collate([self._item(int(ex), epoch, first + j) for j, ex in enumerate(examples)])
+        return self._collate([self._item(int(ex), epoch, first + j) for j, ex in enumerate(examples)], out)
 
-    def _collate(self, items: list[tuple]) -> tuple:
-        """Batch arrays from per-item ``(image, target)`` or ``(image,)`` tuples."""
+    def _collate(self, items: list[tuple], out=None) -> tuple:
+        """Batch arrays from per-item ``(image, target)`` or ``(image,)`` tuples (X into ``out[0]`` if given)."""
         images, *targets = zip(*items)
-        return (self._inputs(images), *(self._targets(parts) for parts in targets))
+        x = self._inputs(images, out=None if out is None else out[0])
+        return (x, *(self._targets(parts) for parts in targets))
 
     def _targets(self, parts: tuple) -> np.ndarray:
         """y of a batch from its items' targets: stacked as they are."""
@@ -279,9 +286,9 @@ class CocoBatches:
             image = to_float01(image)
         return self._augmenter(image, mask, seed=self._item_seed(epoch, position))
 
-    def _inputs(self, images: Sequence[np.ndarray], *, preprocess: bool = True) -> np.ndarray:
+    def _inputs(self, images: Sequence[np.ndarray], *, preprocess: bool = True, out=None) -> np.ndarray:
         """X of a batch: :meth:`cococxr.model_input.ModelInput.batch`."""
-        return self.model_input.batch(images, preprocess=preprocess)
+        return self.model_input.batch(images, preprocess=preprocess, out=out)
 
     # ---------------------------------------------------------------- tf.data
     def as_tf_dataset(self, num_parallel_calls: int | None = None):

@@ -154,10 +154,10 @@ class ClassificationBatches(CocoBatches):
             return x, np.int32(label)
         return x, np.eye(len(self.classes), dtype=np.float32)[label]
 
-    def _batch(self, examples: np.ndarray, epoch: int, first: int):
+    def _batch(self, examples: np.ndarray, epoch: int, first: int, out=None):
         """As the base class; with a plain callable ``mask_with``, mask the whole batch at once."""
         if not callable(self.mask_with) or is_lung_masker(self.mask_with):
-            return super()._batch(examples, epoch, first)
+            return super()._batch(examples, epoch, first, out)
         prepared = [self._safe_prepared(int(ex), epoch, first + j) for j, ex in enumerate(examples)]
         batch = self._inputs([image for _, image in prepared], preprocess=False)
         masks = np.asarray(self.mask_with(batch))

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import sys
 import threading
 import traceback
 import warnings
@@ -54,8 +55,7 @@ class _RemoteTraceback(Exception):
 def _framework_free(batches: CocoBatches) -> CocoBatches:
     """``batches`` itself, or for a tf-keras Sequence of :mod:`cococxr.sequences` a copy as its numpy base class.
 
-    A spawned worker then unpickles it without importing TensorFlow (seconds and
-    hundreds of MB per worker).
+    A spawned worker then unpickles it without importing TensorFlow for it.
     """
     cls = type(batches)
     if cls.__module__ != "cococxr.sequences":
@@ -96,11 +96,14 @@ def _error_delta(batches: CocoBatches, sent: tuple) -> tuple:
     return (failed, report["skipped"] - sent[1]), (sent[0] | set(failed), report["skipped"])
 
 
-def _worker(batches: CocoBatches, layout: _Layout, slots: list, tasks, done, parent_pid: int) -> None:
-    """Worker body: load each ``(slot, epoch, index)`` task into its slot; ``None`` ends it."""
+def _worker(batches: CocoBatches, layout: _Layout, slots: list, tasks, done, parent_pid: int | None) -> None:
+    """Worker body: load each ``(slot, epoch, index)`` task into its slot; ``None`` ends it.
+
+    ``parent_pid`` None: the parent is a fork server (which ends with the loader's process).
+    """
     from cococxr.workers import die_with_parent
 
-    die_with_parent(parent_pid)
+    die_with_parent(os.getppid() if parent_pid is None else parent_pid)
     import cv2  # one OpenCV thread per worker: the workers already fill the cores
 
     cv2.setNumThreads(1)
@@ -111,11 +114,13 @@ def _worker(batches: CocoBatches, layout: _Layout, slots: list, tasks, done, par
             return
         slot, epoch, index = task
         try:
-            arrays = batches.batch_at(epoch, index)
+            n = len(batches._epoch_batches(epoch)[index])
+            views = layout.views(slots[slot], n)[1]
+            arrays = batches.batch_at(epoch, index, out=views)
             arrays = (arrays,) if batches.subset == "predict" else arrays
-            n = len(arrays[0])
-            for view, array in zip(layout.views(slots[slot], n)[1], arrays):
-                view[...] = array
+            for view, array in zip(views, arrays):
+                if array is not view:  # X is written in place unless a preprocessing function made it anew
+                    view[...] = array
             delta, sent = _error_delta(batches, sent)
             done.put((slot, epoch, index, n, delta, None))
         except Exception as exc:  # sent back to the consumer, which raises it
@@ -153,15 +158,21 @@ class ProcessLoader:
             with ``cache=True``).
         prefetch: shared-memory slots, i.e. batches loaded ahead (default ``2 * workers``);
             each holds one full batch (16 x 256 x 256 x 3 float32 images + masks: 16.8 MB).
-        start_method: ``"spawn"`` (default: safe beside TensorFlow's threads),
-            ``"forkserver"`` or ``"fork"``.
+        start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"``. Default: ``"fork"``
+            on Linux (as the torch DataLoader and tf-keras' ``use_multiprocessing`` do:
+            instant, and the workers share the parent's memory; they never call
+            TensorFlow), ``"spawn"`` elsewhere. A spawned worker re-imports the main
+            script (often TensorFlow with it: seconds and about 0.6 GB each) and needs
+            ``batches`` to pickle.
 
     Workers start on first use and stop at :meth:`close` (or the end of a ``with``
     block, or when the loader is garbage-collected). They die with their parent.
     """
 
     def __init__(self, batches: CocoBatches, workers: int = 2, *, prefetch: int | None = None,
-                 start_method: str = "spawn"):
+                 start_method: str | None = None):
+        if start_method is None:
+            start_method = "fork" if sys.platform.startswith("linux") else "spawn"
         if int(workers) != workers or workers < 1:
             raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         prefetch = 2 * int(workers) if prefetch is None else prefetch
@@ -198,7 +209,7 @@ class ProcessLoader:
         for _ in range(self.workers):
             process = context.Process(target=_worker, daemon=True, name="cococxr-loader",
                                       args=(plain, self._layout, self._slots, self._tasks, self._done,
-                                            os.getpid()))
+                                            None if context.get_start_method() == "forkserver" else os.getpid()))
             try:
                 process.start()
             except (pickle.PicklingError, TypeError, AttributeError) as exc:

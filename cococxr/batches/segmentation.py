@@ -129,10 +129,10 @@ class SegmentationBatches(CocoBatches):
         slices = [image if other == image_id else self._read(other) for other in self._neighbours[image_id]]
         return np.dstack([self.model_input.prepare(s) for s in slices]), mask
 
-    def _inputs(self, images, *, preprocess: bool = True) -> np.ndarray:
+    def _inputs(self, images, *, preprocess: bool = True, out=None) -> np.ndarray:
         """X of a batch; a stack of slices is scaled channel for channel like one gray image."""
         if self._neighbours is None:
-            return super()._inputs(images, preprocess=preprocess)
+            return super()._inputs(images, preprocess=preprocess, out=out)
         x = np.stack([to_float01(image) for image in images]).astype(np.float32, copy=False)
         preprocessing = self.model_input.preprocessing
         return np.asarray(preprocessing(x * 255.0), np.float32) if preprocess and preprocessing else x

@@ -145,10 +145,11 @@ def _double(image):
 
 
 def test_what_cannot_reach_a_worker_is_a_config_error(train_file):
-    lambda_loader = ProcessLoader(_batches(train_file, preprocessing=lambda image: image), workers=1)
+    lambda_loader = ProcessLoader(_batches(train_file, preprocessing=lambda image: image), workers=1,
+                                  start_method="spawn")
     with pytest.raises(ConfigError, match="does not pickle"):
         lambda_loader.get(0, 0)
-    with ProcessLoader(_batches(train_file, preprocessing=_double), workers=1) as loader:
+    with ProcessLoader(_batches(train_file, preprocessing=_double), workers=1, start_method="spawn") as loader:
         assert _same(loader.get(0, 0, copy=True), _batches(train_file, preprocessing=_double).batch_at(0, 0))
     with pytest.raises(ConfigError, match="workers must be"):
         ProcessLoader(_batches(train_file), workers=0)
@@ -156,8 +157,22 @@ def test_what_cannot_reach_a_worker_is_a_config_error(train_file):
         ProcessLoader(_batches(train_file), start_method="threads")
 
 
-@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork here")
-def test_fork_start_method_gives_the_same_batches(train_file):
-    batches = _batches(train_file)
-    with ProcessLoader(batches, workers=2, start_method="fork") as loader:
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_other_start_methods_give_the_same_batches(train_file, start_method):
+    if start_method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {start_method} here")
+    batches = _batches(train_file, augment="light")
+    with ProcessLoader(batches, workers=2, start_method=start_method) as loader:
         assert all(_same(loader.get(1, i, copy=True), batches.batch_at(1, i)) for i in range(len(batches)))
+
+
+def test_batch_at_writes_x_into_out_unless_a_function_makes_it_anew(train_file):
+    for preprocessing, in_place in ((None, True), (_double, False)):
+        batches = _batches(train_file, preprocessing=preprocessing)
+        expected = batches.batch_at(0, 1)
+        out = [np.full_like(part, -1) for part in expected]
+        got = batches.batch_at(0, 1, out=out)
+        assert (got[0] is out[0]) is in_place
+        assert _same(got, expected)
+    with pytest.raises(ValueError, match="out must be float32"):
+        batches.batch_at(0, 1, out=[np.zeros((2, 32, 32, 3), np.float32)])

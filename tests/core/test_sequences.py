@@ -22,7 +22,8 @@ from cococxr.errors import CocoFormatError, ConfigError, ImageReadError, RLEErro
 from cococxr.io import read_image, read_mask, write_png
 from cococxr.masks import mask_to_annotations
 from cococxr.preprocess import equalize_hist, resize_mask
-from cococxr.sequences import CocoClassificationSequence, CocoSegmentationSequence, DataGeneratorFromCocoJson
+from cococxr.sequences import (CocoClassificationSequence, CocoSegmentationSequence, DataGeneratorFromCocoJson,
+                               ProcessSequence)
 from helpers import SAMPLE, shared
 
 CAT_IDS = (3, 7, 12)
@@ -361,10 +362,10 @@ class SlowEpochEnd(keras.callbacks.Callback):
         time.sleep(0.3)
 
 
-def test_fit_with_two_workers_sees_the_batches_of_one_worker(sample_coco):
+def test_fit_with_two_workers_or_processes_sees_the_batches_of_one_worker(sample_coco):
     ids = sample_coco.img_ids(["lung"])[:12]
 
-    def batches_seen(workers: int) -> list:
+    def batches_seen(workers: int, processes: bool = False) -> list:
         seen = []
 
         class Recorder(keras.Model):
@@ -377,15 +378,17 @@ def test_fit_with_two_workers_sees_the_batches_of_one_worker(sample_coco):
         base = tiny_unet((16, 16), 3, 1)
         model = Recorder(base.inputs, base.outputs)
         model.compile("adam", "binary_crossentropy", run_eagerly=True)
-        model.fit(seq, epochs=2, workers=workers, use_multiprocessing=False, shuffle=False, verbose=0,
-                  callbacks=[SlowEpochEnd()])
+        with ProcessSequence(seq, workers) if processes else contextlib.nullcontext(seq) as data:
+            model.fit(data, epochs=2, workers=1 if processes else workers, use_multiprocessing=False,
+                      shuffle=False, verbose=0, callbacks=[SlowEpochEnd()])
         assert seq.epoch == 2
         return seen
 
-    one, two = batches_seen(1), batches_seen(2)
-    assert len(one) == len(two) == 6
-    for a, b in zip(one, two):
+    one, two, processes = batches_seen(1), batches_seen(2), batches_seen(2, processes=True)
+    assert len(one) == len(two) == len(processes) == 6
+    for a, b, c in zip(one, two, processes):
         np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
 
 
 # ------------------------------------------------------------------ Kaggle alias
