@@ -96,17 +96,20 @@ def _error_delta(batches: CocoBatches, sent: tuple) -> tuple:
     return (failed, report["skipped"] - sent[1]), (sent[0] | set(failed), report["skipped"])
 
 
-def _worker(batches: CocoBatches, layout: _Layout, slots: list, tasks, done, parent_pid: int | None) -> None:
+def _worker(batches: CocoBatches, layout: _Layout, slots: list, tasks, done, parent_pid: int | None,
+            forked: bool) -> None:
     """Worker body: load each ``(slot, epoch, index)`` task into its slot; ``None`` ends it.
 
     ``parent_pid`` None: the parent is a fork server (which ends with the loader's process).
+    ``forked``: made by plain fork, so OpenCV's thread pool is the parent's and is left alone.
     """
     from cococxr.workers import die_with_parent
 
     die_with_parent(os.getppid() if parent_pid is None else parent_pid)
-    import cv2  # one OpenCV thread per worker: the workers already fill the cores
+    if not forked:
+        import cv2  # one OpenCV thread per worker: the workers already fill the cores
 
-    cv2.setNumThreads(1)
+        cv2.setNumThreads(1)  # never in a forked child: it waits for the parent's pool threads, for ever
     sent = (set(), 0)
     while True:
         task = tasks.get()
@@ -209,7 +212,8 @@ class ProcessLoader:
         for _ in range(self.workers):
             process = context.Process(target=_worker, daemon=True, name="cococxr-loader",
                                       args=(plain, self._layout, self._slots, self._tasks, self._done,
-                                            None if context.get_start_method() == "forkserver" else os.getpid()))
+                                            None if context.get_start_method() == "forkserver" else os.getpid(),
+                                            context.get_start_method() == "fork"))
             try:
                 process.start()
             except (pickle.PicklingError, TypeError, AttributeError) as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -176,3 +178,25 @@ def test_batch_at_writes_x_into_out_unless_a_function_makes_it_anew(train_file):
         assert _same(got, expected)
     with pytest.raises(ValueError, match="out must be float32"):
         batches.batch_at(0, 1, out=[np.zeros((2, 32, 32, 3), np.float32)])
+
+
+FORK_AFTER_OPENCV_THREADS = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import cv2, numpy as np
+from cococxr.batches import ProcessLoader, SegmentationBatches
+big = np.random.default_rng(0).integers(0, 255, (2048, 2048), dtype=np.uint8)
+with ThreadPoolExecutor(2) as pool:  # OpenCV's own thread pool is busy in the parent
+    list(pool.map(lambda _: cv2.GaussianBlur(cv2.resize(big, (1500, 1500)), (9, 9), 0), range(8)))
+batches = SegmentationBatches(sys.argv[1], ["lung"], batch_size=3, input_size=32)
+with ProcessLoader(batches, workers=2, start_method="fork") as loader:
+    print(sum(len(x) for x, _ in loader))
+"""
+
+
+def test_forked_workers_do_not_wait_on_the_parents_opencv_threads(train_file):
+    """A forked worker that reconfigured OpenCV's threads would wait for ever on the parent's pool."""
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_OPENCV_THREADS, str(train_file)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "10"
