@@ -15,7 +15,7 @@ Images and masks are hard links to one written copy per source (no disk growth).
 step runs in a fresh child process; the time excludes the interpreter and its imports
 and the peak RSS covers the child and its workers. Steps: convert (RLE CSV, mask folders;
 1 and 2 workers; the RLE CSV on a Dask LocalCluster of 2), validate, inspect, doctor, split
-by case, merge, one Sequence epoch (256 px, batch 16; 1 and 2 threads; cache off, and
+by case, merge, one Sequence epoch (256 px, batch 16; 1 and 2 threads, 2 processes; cache off, and
 with the cache its filling epoch and the next), predict (a small lung U-Net at 128 px) and
 evaluate (COCO AP + Dice), plus the peers: pycocotools (index load, COCOeval),
 faster-coco-eval (the same), datumaro (mask folders -> coco_instances; its own venv, see
@@ -134,14 +134,21 @@ def _cli(argv: list[str]) -> None:
         raise SystemExit(f"cococxr {' '.join(argv)} exited with {code}")
 
 
-def _epoch(coco: str, root: str, threads: int, cache: bool) -> dict:
+def _epoch(coco: str, root: str, threads: int, cache: bool, processes: int = 0) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
+    from cococxr.batches import ProcessLoader
     from cococxr.coco import CocoDataset
     from cococxr.sequences import CocoSegmentationSequence
 
     seq = CocoSegmentationSequence(CocoDataset(coco, root), ["lung"], batch_size=16, input_size=(256, 256),
                                    shuffle=False, cache=cache)
+    if processes:  # the workers' start (a fork) is in the time
+        start = time.perf_counter()
+        with ProcessLoader(seq, workers=processes) as loader:
+            for _ in loader:
+                pass
+        return {"seconds": time.perf_counter() - start, "second_epoch": None}
     times = []
     for _ in range(2 if cache else 1):
         start = time.perf_counter()
@@ -189,7 +196,7 @@ def child(step: str, args: dict) -> None:
             _cli(["--dask-scheduler", cluster.scheduler_address, *args["argv"]])
             seconds = time.perf_counter() - start
     elif step == "epoch":
-        extra = _epoch(args["coco"], args["root"], args["threads"], args["cache"])
+        extra = _epoch(args["coco"], args["root"], args["threads"], args["cache"], args.get("processes", 0))
         seconds = extra.pop("seconds")
     elif step in ("pycocotools", "faster-coco-eval"):
         extra = _peer_eval(step, args["gt"], args["results"])
@@ -246,6 +253,8 @@ def steps_for(size_dir: Path, made: dict, model: str) -> list[tuple[str, str, di
         ("Sequence epoch, 1 thread", "epoch", {"coco": masks_json, "root": None, "threads": 1, "cache": False}),
         ("Sequence epoch, 2 threads", "epoch", {"coco": masks_json, "root": None, "threads": 2, "cache": False}),
         ("Sequence epoch, 2 threads, cache", "epoch", {"coco": masks_json, "root": None, "threads": 2, "cache": True}),
+        ("Sequence epoch, 2 processes", "epoch", {"coco": masks_json, "root": None, "threads": 0, "cache": False,
+                                                  "processes": 2}),
         ("predict", "cli", {"argv": ["predict", "segmentation", model, masks_json, "--format", "none",
                                      "--coco-out", str(out / "predicted.json")]}),
         ("evaluate (AP + Dice)", "cli", {"argv": ["evaluate", "segmentation", model, "--coco", masks_json, "--out",

@@ -196,7 +196,7 @@ class ProcessLoader:
         self._released: collections.deque = collections.deque()  # slots given back by finalizers
         self._warned = False
         self._in_flight: dict = {}  # (epoch, index) -> slot
-        self._ready: dict = {}  # (epoch, index) -> (slot, n, error)
+        self._ready: dict = {}  # (epoch, index) -> (slot, n, error, on_error news)
         self._cursor = None  # the next key to schedule
 
     # ------------------------------------------------------------------ lifecycle
@@ -255,8 +255,8 @@ class ProcessLoader:
     def get(self, epoch: int, index: int, *, copy: bool = False):
         """Batch ``index`` of ``epoch``: ``(X, y)`` for "train", X for "predict".
 
-        The arrays are views of a shared-memory slot (no copy: about a tenth of the
-        throughput), which is reused once they and every view of them are garbage.
+        The arrays are views of a shared-memory slot (a copy would cost about a tenth
+        of the throughput), which is reused once they and every view of them are garbage.
         Keep batches beyond the next one or two as copies (``copy=True`` or
         ``np.array(x)``): should the consumer hold every slot, the loader loads the next
         batch itself, in the calling process, and warns once.
