@@ -4,8 +4,8 @@ Threads share one interpreter: the Python parts of every item (bookkeeping, mask
 decoding, seeding) take turns on one lock, so two loader threads fall short of two cores.
 A :class:`ProcessLoader` runs ``workers`` processes that each load whole batches with
 :meth:`~cococxr.batches.CocoBatches.batch_at` and write them straight into
-preallocated shared-memory slots; the consumer copies a finished slot out (one
-``memcpy`` a batch) and nothing is pickled but the batch key. Workers run ahead into the
+preallocated shared-memory slots; the consumer reads a finished slot in place, and
+nothing is pickled but the batch key. Workers run ahead into the
 next epoch, so an epoch boundary does not drain the pipeline: the epoch order is a pure
 function of ``(seed, epoch)``.
 
@@ -77,7 +77,6 @@ class _Layout:
             nbytes = batch_size * int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             offset += -(-nbytes // _ALIGN) * _ALIGN
         self.nbytes = max(offset, _ALIGN)
-        self.batch_size = batch_size
 
     def views(self, buffer, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """The whole slot as bytes, and the arrays of a batch of ``n`` items as views of it."""
