@@ -83,4 +83,5 @@ class ProcessSequence(keras.utils.Sequence):
         self.close()
 
 
-__all__ = ["CocoClassificationSequence", "ProcessSequence", "CocoSegmentationSequence", "DataGeneratorFromCocoJson", "is_lung_masker"]
+__all__ = ["CocoClassificationSequence", "CocoSegmentationSequence", "DataGeneratorFromCocoJson", "ProcessSequence",
+           "is_lung_masker"]

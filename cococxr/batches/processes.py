@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
-import pickle
 import queue
 import sys
 import threading
@@ -130,18 +129,28 @@ def _worker(batches: CocoBatches, layout: _Layout, slots: list, tasks, done, par
 
 
 def _sendable(exc: Exception) -> tuple:
-    """``(exception, traceback text)`` that survives the trip to the consumer.
+    """``(module, class name, message, traceback text)`` of a worker's exception: plain strings.
 
-    The queue pickles in a background thread, which would drop (and the consumer wait for
-    ever on) an exception that does not pickle or unpickle: those become a WorkerError
-    with the same type name and message.
+    Only strings cross back, so the consumer never unpickles an object a worker made
+    from its data; :func:`_rebuilt` makes the exception anew.
     """
-    text = "".join(traceback.format_exception(exc))
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        exc = WorkerError(f"{type(exc).__name__}: {exc}")
-    return exc, text
+    return type(exc).__module__, type(exc).__qualname__, str(exc), "".join(traceback.format_exception(exc))
+
+
+def _rebuilt(module: str, name: str, message: str) -> Exception:
+    """The worker's exception as the same class for cococxr's errors and built-in ones, else a WorkerError."""
+    import builtins
+
+    from cococxr import errors
+
+    home = {"builtins": builtins, "cococxr.errors": errors}.get(module)
+    cls = getattr(home, name, None) if home is not None else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            return cls(message)
+        except TypeError:  # a class whose constructor takes more than a message
+            pass
+    return WorkerError(f"{module}.{name}: {message}")
 
 
 class ProcessLoader:
@@ -215,7 +224,11 @@ class ProcessLoader:
                                             context.get_start_method() == "fork"))
             try:
                 process.start()
-            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            except OSError as exc:  # fork or spawn itself failed (no memory, too many processes)
+                self._finalizer()
+                self._processes.clear()
+                raise WorkerError(f"could not start a loader worker process: {exc}") from exc
+            except Exception as exc:  # pickling the batches for a spawned worker
                 self._finalizer()
                 self._processes.clear()
                 raise ConfigError(f"the batches cannot be sent to a {self._context.get_start_method()!r} worker "
@@ -290,8 +303,8 @@ class ProcessLoader:
             self._report(delta, delivered=True)
             if error is not None:
                 self._free.append(slot)
-                exc, text = error
-                raise exc from _RemoteTraceback(f"\n(in a loader worker process)\n{text}")
+                module, name, message, text = error
+                raise _rebuilt(module, name, message) from _RemoteTraceback(f"\n(in a loader worker process)\n{text}")
             whole, arrays = self._layout.views(self._slots[slot], n)
             if copy:
                 arrays = [np.array(a) for a in arrays]

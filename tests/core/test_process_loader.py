@@ -200,3 +200,18 @@ def test_forked_workers_do_not_wait_on_the_parents_opencv_threads(train_file):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "10"
+
+
+class _OddError(Exception):
+    pass
+
+
+def _failing(image):
+    raise _OddError("no such window")
+
+
+def test_other_exceptions_come_back_as_a_worker_error_with_their_name(train_file):
+    with ProcessLoader(_batches(train_file, preprocessing=_failing), workers=1) as loader:
+        with pytest.raises(WorkerError, match="_OddError: no such window") as raised:
+            loader.get(0, 0)
+    assert "_failing" in str(raised.value.__cause__)  # the worker's traceback
