@@ -7,8 +7,8 @@ Compares, at 256x256, batch 16, one class ("lung"):
       float64 arrays);
   (c) the limit: reading and resizing the images only (and, as the ceiling of any
       two-thread loader on this machine, the same in a pool of two threads);
-  (e) the ProcessLoader (2 worker processes writing into shared memory), iterated and
-      through the tf-keras ProcessSequence as fit(workers=1) asks for batches;
+  (a) also through the ProcessLoader (2 worker processes writing into shared memory),
+      iterated and through the tf-keras ProcessSequence as fit(workers=1) asks for batches;
   (d) the other adapters over the same core, each in a fresh process (torch and Keras 3
       never share a process with tf-keras): the torch DataLoader with 2 worker processes
       and the Keras 3 PyDataset with 2 workers (threads and processes), as ratios to (c).
@@ -236,7 +236,7 @@ def throughput(data: Path, work: Path, quick: bool) -> dict:
     epochs = 1 if quick else 3
     processes = ProcessLoader(seq, workers=2)
     processes.get(0, 0)  # start the workers: they persist across epochs, as in training
-    # its own Sequence: the enqueuer above moves ``seq``'s epoch, which would be a jump here
+    # its own Sequence: the enqueuer contender moves ``seq``'s epoch, which would be a jump here
     process_seq = ProcessSequence(CocoSegmentationSequence(coco, ["lung"], batch_size=BATCH, input_size=SIZE,
                                                            shuffle=False, image_ids=seq.image_ids), workers=2)
     process_seq[0]
