@@ -29,7 +29,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from cococxr.coco import CocoBuilder
+from cococxr.coco import CocoBuilder, CocoDataset
 from cococxr.config import save_config
 from cococxr.converters.mask_folders import convert_mask_folders
 from cococxr.io import read_mask
@@ -74,6 +74,18 @@ def tiny_coco(folder: Path, n_train: int = 4, n_val: int = 3) -> tuple[Path, Pat
         part.subset(ids).write(path)
         paths.append(path)
     return paths[0], paths[1]
+
+
+def labelled_coco(train: Path) -> CocoDataset:
+    """The COCO file ``train`` with an image-level label on every image: COVID-19 on every third, else No Finding."""
+    coco = CocoDataset(train)
+    dataset = dict(coco.dataset, categories=[*coco.dataset["categories"],
+                                             {"id": 90, "name": "COVID-19", "supercategory": "finding"},
+                                             {"id": 91, "name": "No Finding", "supercategory": "finding"}])
+    dataset["annotations"] = [*dataset["annotations"], *({"id": 1000 + k, "image_id": image_id,
+                                                          "category_id": 90 if k % 3 == 0 else 91}
+                                                         for k, image_id in enumerate(coco.imgs))]
+    return CocoDataset(dataset, coco.image_root)
 
 
 # The app's tiny models and COCO file ----------------------------------------------------------

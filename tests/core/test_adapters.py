@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from cococxr.batches import ClassificationBatches, SegmentationBatches
-from helpers import tiny_coco
+from helpers import labelled_coco, tiny_coco
 
 EPOCHS = 2
 
@@ -101,17 +101,8 @@ def test_keras3_pydataset_yields_the_core_batches_with_two_workers(coco_files):
 def test_balanced_classification_batches_match_across_adapters(coco_files):
     from cococxr.sequences import CocoClassificationSequence
 
-    from cococxr.coco import CocoDataset
-
     train, _ = coco_files
-    coco = CocoDataset(train)
-    dataset = dict(coco.dataset, categories=[*coco.dataset["categories"],
-                                             {"id": 90, "name": "COVID-19", "supercategory": "finding"},
-                                             {"id": 91, "name": "No Finding", "supercategory": "finding"}])
-    dataset["annotations"] = [*dataset["annotations"], *({"id": 1000 + k, "image_id": image_id,
-                                                          "category_id": 90 if k % 3 == 0 else 91}
-                                                         for k, image_id in enumerate(coco.imgs))]
-    labelled = CocoDataset(dataset, coco.image_root)
+    labelled = labelled_coco(train)
     options = dict(batch_size=4, input_size=32, channels=1, balance="batch", equalize="hist", seed=3)
     core = ClassificationBatches(labelled, ["COVID-19", "No Finding"], **options)
     sequence = CocoClassificationSequence(labelled, ["COVID-19", "No Finding"], **options)

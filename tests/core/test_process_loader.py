@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from cococxr.batches import ClassificationBatches, ProcessLoader, SegmentationBatches, WorkerError
-from cococxr.coco import CocoDataset
 from cococxr.errors import ConfigError, ImageReadError
-from helpers import tiny_coco
+from helpers import labelled_coco, tiny_coco
 
 
 @pytest.fixture(scope="module")
@@ -56,21 +55,9 @@ def test_out_of_order_keys_and_jumps(train_file):
             loader.get(0, 4)
 
 
-def _labelled(train) -> CocoDataset:
-    """The train file with an image-level label on every image (two classes)."""
-    coco = CocoDataset(train)
-    dataset = dict(coco.dataset, categories=[*coco.dataset["categories"],
-                                             {"id": 90, "name": "COVID-19", "supercategory": "finding"},
-                                             {"id": 91, "name": "No Finding", "supercategory": "finding"}])
-    dataset["annotations"] = [*dataset["annotations"], *({"id": 1000 + k, "image_id": image_id,
-                                                          "category_id": 90 if k % 3 == 0 else 91}
-                                                         for k, image_id in enumerate(coco.imgs))]
-    return CocoDataset(dataset, coco.image_root)
-
-
 def test_predict_and_classification(train_file):
     predict = _batches(train_file, subset="predict")
-    labels = ClassificationBatches(_labelled(train_file), ["COVID-19", "No Finding"], batch_size=4,
+    labels = ClassificationBatches(labelled_coco(train_file), ["COVID-19", "No Finding"], batch_size=4,
                                    input_size=24, balance="batch", seed=1)
     for batches in (predict, labels):
         with ProcessLoader(batches, workers=1) as loader:
