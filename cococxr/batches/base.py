@@ -37,6 +37,13 @@ def check_choice(name: str, value, choices) -> None:
         raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
+def positive_int(name: str, value) -> int:
+    """``value`` as an int; ConfigError unless it is a positive integer."""
+    if int(value) != value or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def is_lung_masker(value) -> bool:
     """True for a lung masker: an object with ``mask_images(images, size)`` (decoded images in)."""
     return callable(getattr(value, "mask_images", None))
@@ -70,9 +77,7 @@ class CocoBatches:
                  augment, subset, seed, on_error, cache, image_root):
         super().__init__()
         self.coco = load_coco(source, image_root)
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = int(batch_size)
+        self.batch_size = positive_int("batch_size", batch_size)
         #: the one model-input path (cococxr.model_input) every caller shares
         self.model_input = ModelInput(input_size, channels, equalize, preprocessing)
         self.input_size, self.channels, self.equalize = input_size_pair(input_size), channels, equalize
@@ -306,4 +311,4 @@ class CocoBatches:
         return np.dtype(np.float32), (*self.input_size, self.channels)
 
 
-__all__ = ["CocoBatches", "load_coco", "check_choice", "category_ids", "is_lung_masker"]
+__all__ = ["CocoBatches", "load_coco", "check_choice", "positive_int", "category_ids", "is_lung_masker"]

@@ -33,7 +33,7 @@ import weakref
 
 import numpy as np
 
-from cococxr.batches.base import CocoBatches
+from cococxr.batches.base import CocoBatches, positive_int
 from cococxr.errors import CococxrError, ConfigError
 
 _ALIGN = 64  # bytes: each array of a slot starts on a cache line
@@ -184,15 +184,12 @@ class ProcessLoader:
                  start_method: str | None = None):
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
-        if int(workers) != workers or workers < 1:
-            raise ConfigError(f"workers must be a positive integer, got {workers!r}")
-        prefetch = 2 * int(workers) if prefetch is None else prefetch
-        if int(prefetch) != prefetch or prefetch < 1:
-            raise ConfigError(f"prefetch must be a positive integer, got {prefetch!r}")
+        workers = positive_int("workers", workers)
+        prefetch = positive_int("prefetch", 2 * workers if prefetch is None else prefetch)
         if start_method not in multiprocessing.get_all_start_methods():
             raise ConfigError(f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
                               f"got {start_method!r}")
-        self.batches, self.workers, self.prefetch = batches, int(workers), int(prefetch)
+        self.batches, self.workers, self.prefetch = batches, workers, prefetch
         self._layout = _Layout(batches.item_specs(), batches.batch_size)  # raises for a model as mask_with
         self._context = multiprocessing.get_context(start_method)
         self._lock = threading.Lock()
