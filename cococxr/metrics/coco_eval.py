@@ -2,7 +2,7 @@
 
 The evaluator is faster-coco-eval's C++ ``COCOeval_faster`` when that package is
 installed (``pip install faster-coco-eval``; the same AP as pycocotools, several times
-faster on large files), else pycocotools' ``COCOeval``, which stays the reference. Pick
+faster on large files; mask IoUs from pycocotools, see :mod:`cococxr.metrics.faster_eval`), else pycocotools' ``COCOeval``, which stays the reference. Pick
 one with ``evaluator=`` or the ``COCOCXR_COCO_EVALUATOR`` environment variable.
 """
 from __future__ import annotations
@@ -19,13 +19,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-try:  # optional: the C++ evaluator
-    from faster_coco_eval import COCO as FasterCOCO
-    from faster_coco_eval import COCOeval_faster
-except ImportError:  # pragma: no cover - depends on the installation
-    FasterCOCO = COCOeval_faster = None
-
 from cococxr.errors import CocoFormatError, ConfigError
+from cococxr.metrics.faster_eval import FasterCOCO, MaskIoUFasterEval
 from cococxr.metrics.overlap import binarize
 from cococxr.rle import coco_rle_encode
 
@@ -186,8 +181,8 @@ def _cocoeval(coco_gt, coco_dt, iou_type: str, evaluator: str):
     if evaluator == "faster-coco-eval":
         # one IoU thread: an image's IoUs take microseconds, and its thread pool (default 8)
         # cost more than they saved (0.71 s against 0.92 s with 2 on 8k annotations)
-        return COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=lambda *a: None,
-                               rle_iou_max_workers=1)
+        return MaskIoUFasterEval(coco_gt, coco_dt, iou_type, print_function=lambda *a: None,
+                                 rle_iou_max_workers=1)
     return COCOeval(coco_gt, coco_dt, iou_type)
 
 

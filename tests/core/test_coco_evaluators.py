@@ -194,3 +194,101 @@ def test_choosing_the_evaluator(monkeypatch):
     assert resolve_evaluator() == "pycocotools"  # not installed: the fallback
     with pytest.raises(ConfigError, match="pip install faster-coco-eval"):
         resolve_evaluator("faster-coco-eval")
+
+
+def _awkward(seed: int):
+    """Ground truth in every segmentation form (two-part polygons, list-count RLE, crowds) and
+    results with polygons, tied scores and more than 100 detections on one image."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    images = [{"id": n + 1, "file_name": f"{n}.png", "height": 60 + 10 * n, "width": 80} for n in range(6)]
+    anns, results = [], []
+    for img in images:
+        shape = (img["height"], img["width"])
+        for k in range(4):
+            truth = _blob(rng, shape)
+            rle = coco_rle_encode(truth)
+            y, x, h, w = rng.integers(2, 20), rng.integers(2, 30), rng.integers(8, 30), rng.integers(8, 40)
+            segm = [
+                {"size": rle["size"], "counts": [int(c) for c in _list_counts(truth)]},  # uncompressed RLE
+                [[float(x), float(y), float(x + w), float(y), float(x + w), float(y + h), float(x), float(y + h)],
+                 [float(x), float(y + h + 2), float(x + 6), float(y + h + 2), float(x + 6), float(y + h + 9)]],
+                rle,
+                rle,
+            ][k]
+            if k == 1:  # the polygon's own pixels are the truth its detection is shifted from
+                truth = mask_utils.decode(_as_rle(segm, shape))
+            crowd = int(k == 3)
+            area = float(mask_utils.area(_as_rle(segm, shape)))
+            anns.append({"id": len(anns) + 1, "image_id": img["id"], "category_id": 1 + k % 2, "segmentation": segm,
+                         "area": area, "bbox": [float(v) for v in mask_utils.toBbox(_as_rle(segm, shape))],
+                         "iscrowd": crowd})
+            pred = np.roll(truth, (int(rng.integers(-3, 4)), int(rng.integers(-3, 4))), (0, 1))
+            if crowd:  # a small detection inside the crowd region: ignored, not a false positive
+                ys, xs = np.nonzero(truth)
+                pred = np.zeros_like(truth)
+                pred[ys.min():ys.min() + 3, xs.min():xs.min() + 3] = 1
+            results.append({"image_id": img["id"], "category_id": 1 + k % 2, "segmentation": coco_rle_encode(pred),
+                            "score": 0.5})  # ties: the order of the results decides
+        if img["id"] == 2:  # 120 detections on one image: only the best 100 count
+            for n in range(120):
+                results.append({"image_id": 2, "category_id": 1, "score": float(rng.uniform(0, 0.4)),
+                                "segmentation": coco_rle_encode(_blob(rng, shape))})
+    gt = {"images": images, "annotations": anns,
+          "categories": [{"id": 1, "name": "lung", "supercategory": "anatomy"},
+                         {"id": 2, "name": "heart", "supercategory": "anatomy"}]}
+    return gt, results
+
+
+def _list_counts(mask: np.ndarray) -> list[int]:
+    flat = np.asfortranarray(mask).reshape(-1, order="F")
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
+    return np.diff(np.concatenate([[0], edges])).tolist()
+
+
+def _as_rle(segm, shape):
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segm, list):
+        return mask_utils.merge(mask_utils.frPyObjects(segm, *shape))
+    return mask_utils.frPyObjects(segm, *shape) if isinstance(segm["counts"], list) else segm
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("polygon_results", [False, True])
+def test_mask_ious_match_pycocotools_on_polygons_crowds_ties_and_crowded_images(seed, polygon_results):
+    """faster-coco-eval here scores on pycocotools' mask IoUs (cococxr.metrics.faster_eval):
+    every segmentation form, crowds, tied scores and the 100-detection cut must score as
+    pycocotools' own loadRes + COCOeval does."""
+    import contextlib
+    import copy
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt, results = _awkward(seed)
+    if polygon_results:  # each result's box as a polygon (loadRes needs the box too), converted for IoU
+        from pycocotools import mask as mask_utils
+
+        boxes = [[float(v) for v in mask_utils.toBbox(r["segmentation"])] for r in results]
+        results = [dict(r, segmentation=[[x, y, x + w, y, x + w, y + h, x, y + h]], bbox=[x, y, w, h])
+                   for r, (x, y, w, h) in zip(results, boxes)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = copy.deepcopy(gt)
+        coco_gt.createIndex()
+        scorer = COCOeval(coco_gt, coco_gt.loadRes(copy.deepcopy(results)), "segm")
+        scorer.evaluate()
+        scorer.accumulate()
+        scorer.summarize()
+    reference = [None if v == -1 else float(v) for v in scorer.stats]
+    assert 0 < reference[0] < 1
+    before = copy.deepcopy((gt, results))
+    for evaluator in ("faster-coco-eval", "pycocotools"):
+        stats = coco_evaluate(gt, results, "segm", evaluator=evaluator)
+        for name, value in zip(COCO_STAT_NAMES, reference):
+            assert (stats[name] is None) == (value is None), (evaluator, name)
+            assert stats[name] == pytest.approx(value, abs=1e-6), (evaluator, name)
+    assert (gt, results) == before  # neither evaluator rewrites the caller's data
