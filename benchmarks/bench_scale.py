@@ -17,7 +17,8 @@ and the peak RSS covers the child and its workers. Steps: convert (RLE CSV, mask
 1 and 2 workers; the RLE CSV on a Dask LocalCluster of 2), validate, inspect, doctor, split
 by case, merge, one Sequence epoch (256 px, batch 16; 1 and 2 threads, 2 processes; cache off, and
 with the cache its filling epoch and the next), predict (a small lung U-Net at 128 px) and
-evaluate (COCO AP + Dice), plus the peers: pycocotools (index load, COCOeval),
+evaluate (COCO AP + Dice), COCO AP alone through ``coco_evaluate`` with each evaluator (the
+speed-up and the largest difference of the 12 statistics printed), plus the peers: pycocotools (index load, COCOeval),
 faster-coco-eval (the same), datumaro (mask folders -> coco_instances; its own venv, see
 bench_convert.py). Then prints each step's growth exponent k (cost ~ n^k) between sizes.
 
@@ -180,6 +181,18 @@ def _peer_eval(kind: str, gt: str, results: str) -> dict:
     return {"index_seconds": loaded, "seconds": time.perf_counter() - start, "AP": float(evaluator.stats[0])}
 
 
+def _coco_ap(evaluator: str, gt: str, results: str) -> dict:
+    """``coco_evaluate`` of the predicted masks with one evaluator; the JSON reading not timed."""
+    from cococxr.coco import CocoDataset
+    from cococxr.metrics import coco_evaluate
+
+    dataset = CocoDataset(gt, validate=False)
+    predicted = json.loads(Path(results).read_text())
+    start = time.perf_counter()
+    stats = coco_evaluate(dataset, predicted, "segm", evaluator=evaluator)
+    return {"seconds": time.perf_counter() - start, "AP": stats["AP"], "stats": stats}
+
+
 def child(step: str, args: dict) -> None:
     """Run one step and print ``{"seconds", "rss_mb", ...}`` as the last line."""
     os.environ["COCOCXR_PROGRESS"] = "0"
@@ -200,6 +213,9 @@ def child(step: str, args: dict) -> None:
         seconds = extra.pop("seconds")
     elif step in ("pycocotools", "faster-coco-eval"):
         extra = _peer_eval(step, args["gt"], args["results"])
+        seconds = extra.pop("seconds")
+    elif step == "coco_evaluate":
+        extra = _coco_ap(args["evaluator"], args["gt"], args["results"])
         seconds = extra.pop("seconds")
     else:
         import cococxr.cli  # noqa: F401
@@ -259,6 +275,10 @@ def steps_for(size_dir: Path, made: dict, model: str) -> list[tuple[str, str, di
                                      "--coco-out", str(out / "predicted.json")]}),
         ("evaluate (AP + Dice)", "cli", {"argv": ["evaluate", "segmentation", model, "--coco", masks_json, "--out",
                                                   str(out / "evaluation")]}),
+        ("COCO AP (coco_evaluate), pycocotools", "coco_evaluate",
+         {"evaluator": "pycocotools", "gt": masks_json, "results": str(out / "predicted.json")}),
+        ("COCO AP (coco_evaluate), faster-coco-eval", "coco_evaluate",
+         {"evaluator": "faster-coco-eval", "gt": masks_json, "results": str(out / "predicted.json")}),
         ("peer: pycocotools index + COCOeval", "pycocotools", {"gt": masks_json, "results": str(out / "predicted.json")}),
         ("peer: faster-coco-eval index + COCOeval", "faster-coco-eval", {"gt": masks_json, "results": str(out / "predicted.json")}),
     ]
@@ -373,10 +393,25 @@ def print_table(table: dict, sizes: list[dict]) -> None:
         over = any(r.get("rss_mb", 0) > RSS_LIMIT_MB for r in by_size.values())
         k_text = ", ".join("-" if k is None else f"{k:.2f}" for k in ks)
         print(f"| {name} | " + " | ".join(cells) + f" | {k_text}{' (RSS > 2 GB)' if over else ''} |")
+    print_speed_ups(table, counts)
     for name, by_size in table.items():
         second = {t: r.get("second_epoch") for t, r in by_size.items() if r.get("second_epoch")}
         if second:
             print(f"{name}: second (cached) epoch " + ", ".join(f"{counts[t]:,} ann {s:.2f} s" for t, s in second.items()))
+
+
+def print_speed_ups(table: dict, counts: dict) -> None:
+    """faster-coco-eval against pycocotools through ``coco_evaluate``: speed-up and AP difference."""
+    from cococxr.metrics import COCO_STAT_NAMES
+
+    slow, fast = (table.get(f"COCO AP (coco_evaluate), {e}", {}) for e in ("pycocotools", "faster-coco-eval"))
+    for target in sorted(slow.keys() & fast.keys()):
+        a, b = slow[target], fast[target]
+        if "error" in a or "error" in b:
+            continue
+        diff = max(abs((a["stats"][k] or 0) - (b["stats"][k] or 0)) for k in COCO_STAT_NAMES)
+        print(f"COCO AP at {counts[target]:,} ann: faster-coco-eval {a['seconds'] / b['seconds']:.2f}x pycocotools, "
+              f"AP {a['AP']:.4f}, largest difference of the 12 statistics {diff:.1e}")
 
 
 if __name__ == "__main__":
