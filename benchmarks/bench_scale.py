@@ -271,7 +271,7 @@ def steps_for(size_dir: Path, made: dict, model: str) -> list[tuple[str, str, di
         ("Sequence epoch, 2 threads, cache", "epoch", {"coco": masks_json, "root": None, "threads": 2, "cache": True}),
         ("Sequence epoch, 2 processes", "epoch", {"coco": masks_json, "root": None, "threads": 0, "cache": False,
                                                   "processes": 2}),
-        ("predict", "cli", {"argv": ["predict", "segmentation", model, masks_json, "--format", "none",
+        ("predict", "cli", {"argv": ["predict", "segmentation", model, masks_json, "--format", "none", "--instances",
                                      "--coco-out", str(out / "predicted.json")]}),
         ("evaluate (AP + Dice)", "cli", {"argv": ["evaluate", "segmentation", model, "--coco", masks_json, "--out",
                                                   str(out / "evaluation")]}),

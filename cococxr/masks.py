@@ -134,8 +134,17 @@ def _annotation(segmentation, rle: dict, category_id: int, image_id) -> dict:
             "area": rle_area(rle), "bbox": rle_bbox(rle), "iscrowd": 0}
 
 
-def _component_rles(binary: np.ndarray) -> list[dict]:
-    """COCO RLE of each 8-connected component, in one vectorised pass over the pixels."""
+def mask_components(mask) -> tuple[np.ndarray, list[dict]]:
+    """The 8-connected components of a mask, as the ``instances`` converters split them.
+
+    Args:
+        mask: 2-D array; non-zero pixels are foreground.
+
+    Returns:
+        ``(labels, rles)``: an int32 label image (0 background, components 1..n) and the
+        COCO RLE of each component, in label order (one vectorised pass over the pixels).
+    """
+    binary = binary_mask(mask)
     height, width = binary.shape
     n_labels, labels = cv2.connectedComponents(binary, connectivity=8)
     starts, ends, values = value_runs(cv2.transpose(labels).ravel())  # column-major
@@ -143,7 +152,7 @@ def _component_rles(binary: np.ndarray) -> list[dict]:
     starts, ends, values = starts[keep], ends[keep], values[keep]
     order = np.argsort(values, kind="stable")  # group by component, keep pixel order
     groups = np.split(order, np.cumsum(np.bincount(values, minlength=n_labels)[1:])[:-1])
-    return [runs_to_coco(starts[g], ends[g] - starts[g], height, width) for g in groups]
+    return labels, [runs_to_coco(starts[g], ends[g] - starts[g], height, width) for g in groups]
 
 
 def _component_crops(binary: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
@@ -190,7 +199,7 @@ def mask_to_annotations(mask, category_id: int, image_id, *, instances: bool = F
         pieces = _component_crops(binary) if instances else [(binary, 0, 0)]
         return [_polygon_annotation(crop, x0, y0, binary.shape, category_id, image_id)
                 for crop, x0, y0 in pieces]
-    rles = _component_rles(binary) if instances else [coco_rle_encode(binary)]
+    rles = mask_components(binary)[1] if instances else [coco_rle_encode(binary)]
     return [_annotation(rle, rle, category_id, image_id) for rle in rles]
 
 
@@ -255,6 +264,7 @@ __all__ = [
     "annotations_to_channels",
     "annotations_to_label_map",
     "mask_to_annotations",
+    "mask_components",
     "label_map_to_annotations",
     "mask_to_polygons",
 ]

@@ -20,6 +20,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from cococxr.errors import CocoFormatError, ConfigError
+from cococxr.masks import mask_components
 from cococxr.metrics.faster_eval import FasterCOCO, MaskIoUFasterEval
 from cococxr.metrics.overlap import binarize
 from cococxr.rle import coco_rle_encode
@@ -58,8 +59,22 @@ def _mask_score(prob: np.ndarray, mask: np.ndarray) -> float:
     return 1.0
 
 
+def _component_results(image_id: int, category_id: int, prob: np.ndarray, mask: np.ndarray,
+                       score: float | None) -> list[dict]:
+    labels, rles = mask_components(mask)
+    if score is not None:
+        scores = [score] * len(rles)
+    elif np.issubdtype(prob.dtype, np.floating):  # the mean probability inside each component
+        flat = labels.ravel()
+        scores = (np.bincount(flat, weights=prob.ravel().astype(np.float64)) / np.bincount(flat))[1:].tolist()
+    else:
+        scores = [1.0] * len(rles)
+    return [{"image_id": image_id, "category_id": category_id, "segmentation": rle, "score": float(s)}
+            for rle, s in zip(rles, scores)]
+
+
 def masks_to_coco_results(image_ids: Sequence[int], masks, category_ids: Sequence[int],
-                          scores=None, threshold: float = 0.5) -> list[dict]:
+                          scores=None, threshold: float = 0.5, instances: bool = False) -> list[dict]:
     """Turn per-image, per-class predicted masks into COCO result dicts.
 
     Args:
@@ -70,10 +85,13 @@ def masks_to_coco_results(image_ids: Sequence[int], masks, category_ids: Sequenc
         scores: optional ``(N, K)`` confidences; by default the mean probability inside
             the predicted mask (1.0 for binary masks).
         threshold: binarisation threshold for float arrays.
+        instances: one result per 8-connected component of each mask (scored by the
+            mean probability inside it), for ground truth with one annotation per object
+            (two lungs, each its own annotation); by default one result per mask.
 
     Returns:
         One ``{"image_id", "category_id", "segmentation": {"size", "counts": str},
-        "score"}`` per non-empty mask (empty predictions are left out).
+        "score"}`` per non-empty mask, or per component (empty predictions are left out).
     """
     if len(image_ids) != len(masks):
         raise ConfigError(f"{len(image_ids)} image ids for {len(masks)} masks")
@@ -88,7 +106,11 @@ def masks_to_coco_results(image_ids: Sequence[int], masks, category_ids: Sequenc
             mask = binarize(probs[..., k], threshold)
             if not mask.any():
                 continue
-            score = float(scores[n][k]) if scores is not None else _mask_score(probs[..., k], mask)
+            given = float(scores[n][k]) if scores is not None else None
+            if instances:
+                results += _component_results(int(image_id), int(category_id), probs[..., k], mask, given)
+                continue
+            score = given if given is not None else _mask_score(probs[..., k], mask)
             results.append({"image_id": int(image_id), "category_id": int(category_id),
                             "segmentation": coco_rle_encode(mask), "score": score})
     return results

@@ -5,7 +5,8 @@ image's original size and thresholds them at ``threshold``. Against the ground-t
 masks rasterised from the COCO file at that size, each image and class gets Dice, IoU and
 the 95th percentile Hausdorff distance (pixels); means are over images, then over
 classes. The thresholded masks become COCO results (RLE, score = mean probability inside
-the mask) scored by COCOeval (``segm`` AP, AP50, AP75). ``metric="uw-madison"`` adds the
+the mask; one per connected component when the ground truth has instances) scored by
+COCOeval (``segm`` AP, AP50, AP75). ``metric="uw-madison"`` adds the
 UW-Madison GI Tract score over case/day volumes (image keys ``case``, ``day``, ``slice``).
 :func:`write_per_image_csv`, :func:`write_overlays` and :func:`format_metrics` write and
 print the result.
@@ -81,8 +82,21 @@ def _gt_subset(coco, image_ids: list, cat_ids: list[int]) -> dict:
                             and "segmentation" in a]}
 
 
+def has_instances(coco, cat_ids: list[int]) -> bool:
+    """Whether some image has more than one geometry annotation of one of ``cat_ids``."""
+    wanted, seen = set(cat_ids), set()
+    for ann in coco.anns.values():
+        key = (ann["image_id"], ann.get("category_id"))
+        if key[1] in wanted and "segmentation" in ann:
+            if key in seen:
+                return True
+            seen.add(key)
+    return False
+
+
 def score_predictions(coco, classes: list[str], predictions: Iterable[tuple], *,
-                      threshold: float = 0.5, metric: str | None = None) -> Evaluation:
+                      threshold: float = 0.5, metric: str | None = None,
+                      instances: bool | None = None) -> Evaluation:
     """Score predicted masks against a COCO file's masks (the evaluation core).
 
     Args:
@@ -92,6 +106,11 @@ def score_predictions(coco, classes: list[str], predictions: Iterable[tuple], *,
             ``(H, W)`` for one class) probabilities or 0/1 masks at the image's size.
         threshold: probability above which a pixel is foreground.
         metric: None, or ``"uw-madison"`` to add the competition score.
+        instances: COCO results per connected component of each class mask (True) or
+            one per class mask (False). None (default) picks components when the ground
+            truth has instances (an image with two annotations of one class, such as
+            two lungs), since one union mask can match only one of them. The choice is
+            recorded as ``metrics["segm_results"]``; Dice and IoU do not depend on it.
 
     Returns:
         An :class:`Evaluation`.
@@ -99,6 +118,8 @@ def score_predictions(coco, classes: list[str], predictions: Iterable[tuple], *,
     if metric not in EVAL_METRICS:
         raise ConfigError(f"metric must be one of {EVAL_METRICS[1:]}, got {metric!r}")
     cat_ids = [coco.cat_id(name) for name in classes]
+    if instances is None:
+        instances = has_instances(coco, cat_ids)
     rows, results, volumes = [], [], {}
     for image_id, prob in predictions:
         prob = np.asarray(prob)
@@ -115,7 +136,7 @@ def score_predictions(coco, classes: list[str], predictions: Iterable[tuple], *,
             row[f"hd95_{name}"] = M.hausdorff_95(pred[..., k], truth[..., k])
         row["dice"] = float(np.mean([row[f"dice_{name}"] for name in classes]))
         rows.append(row)
-        results += M.masks_to_coco_results([image_id], [prob], cat_ids, threshold=threshold)
+        results += M.masks_to_coco_results([image_id], [prob], cat_ids, threshold=threshold, instances=instances)
         if metric == "uw-madison":
             record = coco.imgs[image_id]
             volumes.setdefault(_volume_key(record), []).append((record["slice"], pred, truth > 0))
@@ -133,6 +154,7 @@ def score_predictions(coco, classes: list[str], predictions: Iterable[tuple], *,
         **{key: float(np.mean([c[key] for c in per_class.values()]))
            for key in ("dice", "iou", "hausdorff_95")},
         "segm_AP": coco_stats["AP"], "segm_AP50": coco_stats["AP50"], "segm_AP75": coco_stats["AP75"],
+        "segm_results": "components" if instances else "masks",
         "per_class": per_class,
         "coco_segm": {k: v for k, v in coco_stats.items() if k != "per_category"},
     }

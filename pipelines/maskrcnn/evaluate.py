@@ -14,8 +14,9 @@ The detector's instances at the image's original size become two things:
 
 Only images with a mask of the model's classes are evaluated (as for the U-Net), and
 only those classes' annotations are ground truth, so ``cococxr compare`` can put the
-``metrics.json`` row written here beside U-Net rows (``segm_AP`` is instance AP here,
-union-mask AP there; for one mask per class and image they measure the same thing).
+``metrics.json`` row written here beside U-Net rows (``segm_AP`` is instance AP here; there
+it is the AP of the class masks, split into connected components when the ground truth
+has instances, so both score against the same annotations).
 """
 from __future__ import annotations
 

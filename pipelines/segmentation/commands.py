@@ -67,6 +67,9 @@ def configure_predict(parser: argparse.ArgumentParser) -> None:
                              "none: no PNGs (default: binary)")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default: 0.5)")
     parser.add_argument("--recursive", action="store_true", help="search folders recursively")
+    parser.add_argument("--instances", action="store_true",
+                        help="--coco-out: one result per connected component of each class mask, "
+                             "for ground truth with one annotation per object (default: one per mask)")
     add_input_arguments(parser)
 
 

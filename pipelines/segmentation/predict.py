@@ -15,7 +15,9 @@ Outputs, under ``--out`` mirroring the inputs' relative paths:
 * ``--coco-out FILE``: for a COCO input, a COCO *results* list (``image_id``,
   ``category_id``, RLE ``segmentation``, ``score``) referring to that file's ids; for
   files and folders, a complete COCO dataset whose annotations are the predictions
-  (with ``score``), its ``info.image_root`` the inputs' common folder.
+  (with ``score``), its ``info.image_root`` the inputs' common folder. One result per
+  class mask, or with ``--instances`` one per 8-connected component of it (for ground
+  truth with one annotation per object, such as each lung its own).
 """
 from __future__ import annotations
 
@@ -84,7 +86,8 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
                          mask_format: str = "binary", threshold: float = 0.5, batch_size: int = 8,
                          chunk: int = 256, recursive: bool = False, image_root=None, classes=None,
                          input_size=None, channels=None, preprocessing=None, equalize=None,
-                         progress: bool = True, flip_tta: bool = False, postprocess: bool = False) -> dict:
+                         progress: bool = True, flip_tta: bool = False, postprocess: bool = False,
+                         instances: bool = False) -> dict:
     """Predict masks for images and write them.
 
     Args:
@@ -103,6 +106,9 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
         progress: show progress bars.
         flip_tta: average each prediction with that of the mirrored image.
         postprocess: keep the two largest components of each mask and fill its holes.
+        instances: in ``coco_out``, one result per 8-connected component of each class
+            mask (scored by its mean probability) instead of one per class mask, for
+            scoring against ground truth with one annotation per object.
 
     Returns:
         ``{"images": n, "mask_files": n, "coco_out": path or None, "classes": [...]}``.
@@ -130,7 +136,8 @@ def predict_segmentation(model_or_path, inputs: list, out=None, *, coco_out=None
                 n_files += _write_masks(Path(out), record["file_name"], prob, spec.classes, mask_format,
                                         threshold)
             if coco_out is not None:
-                results += masks_to_coco_results([image_id], [prob], cat_ids, threshold=threshold)
+                results += masks_to_coco_results([image_id], [prob], cat_ids, threshold=threshold,
+                                                 instances=instances)
                 images.append({k: record[k] for k in ("id", "file_name", "height", "width")})
     if coco_out is not None:
         write_json(coco_out, results if is_coco_input(inputs)
@@ -146,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold, batch_size=args.batch_size, recursive=args.recursive,
         image_root=args.image_root, classes=split_names(args.classes), input_size=args.input_size,
         channels=args.channels, preprocessing=args.preprocessing, equalize=args.equalize,
-        flip_tta=args.flip_tta, postprocess=args.postprocess)
+        flip_tta=args.flip_tta, postprocess=args.postprocess, instances=args.instances)
     print(f"{summary['images']} image(s): {summary['mask_files']} mask file(s) in {args.out}"
           + (f", COCO JSON {summary['coco_out']}" if summary["coco_out"] else ""))
     return 0

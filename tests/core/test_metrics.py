@@ -175,6 +175,26 @@ def test_masks_to_coco_results_round_trip(gt_masks):
     assert given[0]["score"] == 0.25
 
 
+def test_masks_to_coco_results_per_component():
+    """instances=True: a result per 8-connected piece, each scored by its own mean probability."""
+    probs = np.zeros((20, 30), np.float32)
+    probs[2:6, 2:8] = 0.9
+    probs[10:18, 15:25] = 0.7
+    probs[6, 8] = 0.6  # touches the first piece diagonally: the same 8-connected component
+    parts = M.masks_to_coco_results([4], [probs], [2], instances=True)
+    assert [p["score"] for p in parts] == pytest.approx([(24 * 0.9 + 0.6) / 25, 0.7])
+    assert [int(mask_utils.area(p["segmentation"])) for p in parts] == [25, 80]
+    whole = M.masks_to_coco_results([4], [probs], [2])
+    assert len(whole) == 1 and whole[0]["score"] == pytest.approx((24 * 0.9 + 0.6 + 80 * 0.7) / 105)
+    union = np.any([mask_utils.decode(p["segmentation"]) for p in parts], axis=0)
+    np.testing.assert_array_equal(union, mask_utils.decode(whole[0]["segmentation"]))
+    assert all(p["image_id"] == 4 and p["category_id"] == 2 for p in parts)
+    binary = M.masks_to_coco_results([4], [(probs > 0).astype(np.uint8)], [2], instances=True)
+    assert [p["score"] for p in binary] == [1.0, 1.0]
+    given = M.masks_to_coco_results([4], [probs], [2], scores=[[0.3]], instances=True)
+    assert [p["score"] for p in given] == [0.3, 0.3]
+
+
 @pytest.mark.parametrize("iou_type", ["segm", "bbox"])
 def test_coco_ap_perfect_is_one(gt, gt_masks, iou_type):
     results = M.masks_to_coco_results([1, 2, 3], gt_masks, [1])

@@ -6,8 +6,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from cococxr.errors import ConfigError
 from cococxr.config import add_config_arguments, config_from_args, load_config
@@ -80,6 +82,32 @@ def test_perfect_predictions_score_dice_one(tmp_path):
     # an all-empty prediction scores 0
     empty = ((i, np.zeros_like(t)) for i, t in _truth_masks(coco, ["lung"]))
     assert score_predictions(coco, ["lung"], empty).metrics["dice"] == 0.0
+
+
+def test_ground_truth_with_instances_is_scored_per_component():
+    """Two lungs, each its own annotation: a perfect semantic prediction scores AP 1 only
+    when its mask is split into components (the default for such ground truth); one union
+    mask overlaps each lung by about half (IoU 0.47-0.53) and matches none at IoU 0.75."""
+    from cococxr.coco import CocoBuilder
+    from cococxr.rle import coco_rle_encode
+    from cococxr.pipelines.engine.evaluation import score_predictions
+
+    builder = CocoBuilder()
+    lung = builder.add_category("lung", "anatomy")
+    masks = []
+    for n in range(3):
+        left, right = np.zeros((40, 50), np.uint8), np.zeros((40, 50), np.uint8)
+        left[5:35, 4:20 + n], right[5:35, 28:46] = 1, 1
+        image_id = builder.add_image(f"{n}.png", 40, 50)
+        for part in (left, right):
+            builder.add_annotation(image_id, lung, coco_rle_encode(part))
+        masks.append((image_id, (left | right)[..., None].astype(np.float32)))
+    coco = builder.build(".")
+    auto = score_predictions(coco, ["lung"], iter(masks)).metrics
+    assert auto["segm_results"] == "components" and auto["segm_AP"] == pytest.approx(1.0)
+    union = score_predictions(coco, ["lung"], iter(masks), instances=False).metrics
+    assert union["segm_results"] == "masks" and union["segm_AP75"] == 0.0 and union["segm_AP"] < 0.1
+    assert union["dice"] == auto["dice"] == 1.0  # Dice does not depend on the results' form
 
 
 def test_uw_madison_score_groups_case_day_volumes():
@@ -227,6 +255,18 @@ def test_predict_writes_masks_and_coco(trained_run, tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert isinstance(results, list) and all({"image_id", "score", "segmentation"} <= set(r) for r in results)
     assert len(list((tmp_path / "labels").glob("*.png"))) == 3
+    # --instances: the same pixels, one result per connected component
+    assert main(["predict", "segmentation", result["model"], str(val), "--format", "none",
+                 "--coco-out", str(tmp_path / "parts.json"), "--instances"]) == 0
+    parts = json.loads((tmp_path / "parts.json").read_text())
+    assert len(parts) >= len(results)
+    for whole in results:
+        mine = [p for p in parts if (p["image_id"], p["category_id"]) == (whole["image_id"], whole["category_id"])]
+        union = np.any([mask_utils.decode(p["segmentation"]) for p in mine], axis=0)
+        np.testing.assert_array_equal(union, mask_utils.decode(whole["segmentation"]))
+        assert len(mine) == cv2.connectedComponents(mask_utils.decode(whole["segmentation"]), connectivity=8)[0] - 1
+        for p in mine:  # each part is one 8-connected piece
+            assert cv2.connectedComponents(mask_utils.decode(p["segmentation"]), connectivity=8)[0] == 2
 
 
 def test_wall_clock_budget_stops_training():
