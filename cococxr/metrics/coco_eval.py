@@ -65,8 +65,9 @@ def _component_results(image_id: int, category_id: int, prob: np.ndarray, mask: 
     if score is not None:
         scores = [score] * len(rles)
     elif np.issubdtype(prob.dtype, np.floating):  # the mean probability inside each component
-        flat = labels.ravel()
-        scores = (np.bincount(flat, weights=prob.ravel().astype(np.float64)) / np.bincount(flat))[1:].tolist()
+        inside = labels[mask]
+        sums = np.bincount(inside, weights=prob[mask], minlength=len(rles) + 1)[1:]
+        scores = (sums / np.bincount(inside, minlength=len(rles) + 1)[1:]).tolist()
     else:
         scores = [1.0] * len(rles)
     return [{"image_id": image_id, "category_id": category_id, "segmentation": rle, "score": float(s)}
