@@ -52,14 +52,15 @@ class ProcessSequence(keras.utils.Sequence):
 
     Args:
         batches: a Sequence of this module or a :class:`~cococxr.batches.CocoBatches`.
-        workers, prefetch, start_method: see :class:`~cococxr.batches.ProcessLoader`.
+        workers, prefetch, start_method, timeout: see :class:`~cococxr.batches.ProcessLoader`.
     """
 
     def __init__(self, batches: CocoBatches, workers: int = 2, *, prefetch: int | None = None,
-                 start_method: str | None = None):
+                 start_method: str | None = None, timeout: float | None = None):
         super().__init__()
         self.batches = batches
-        self.loader = ProcessLoader(batches, workers, prefetch=prefetch, start_method=start_method)
+        self.loader = ProcessLoader(batches, workers, prefetch=prefetch, start_method=start_method,
+                                    timeout=timeout)
 
     def __len__(self) -> int:
         return len(self.batches)

@@ -27,6 +27,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 import warnings
 import weakref
@@ -175,13 +176,17 @@ class ProcessLoader:
             TensorFlow), ``"spawn"`` elsewhere. A spawned worker re-imports the main
             script (often TensorFlow with it: seconds and about 0.6 GB each) and needs
             ``batches`` to pickle.
+        timeout: seconds to wait for the batch asked for before giving up on the
+            workers as stuck (a read hung on a network file system, a library
+            deadlocked after fork): WorkerError, and the loader closes. None (default)
+            waits as long as the workers live.
 
     Workers start on first use and stop at :meth:`close` (or the end of a ``with``
     block, or when the loader is garbage-collected). They die with their parent.
     """
 
     def __init__(self, batches: CocoBatches, workers: int = 2, *, prefetch: int | None = None,
-                 start_method: str | None = None):
+                 start_method: str | None = None, timeout: float | None = None):
         if start_method is None:
             start_method = "fork" if sys.platform.startswith("linux") else "spawn"
         workers = positive_int("workers", workers)
@@ -189,7 +194,9 @@ class ProcessLoader:
         if start_method not in multiprocessing.get_all_start_methods():
             raise ConfigError(f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
                               f"got {start_method!r}")
-        self.batches, self.workers, self.prefetch = batches, workers, prefetch
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        self.batches, self.workers, self.prefetch, self.timeout = batches, workers, prefetch, timeout
         self._layout = _Layout(batches.item_specs(), batches.batch_size)  # raises for a model as mask_with
         self._context = multiprocessing.get_context(start_method)
         self._lock = threading.Lock()
@@ -272,7 +279,8 @@ class ProcessLoader:
 
         Raises:
             IndexError: ``index`` out of range.
-            WorkerError: a worker died; the message names it and its exit code.
+            WorkerError: a worker died (the message names it and its exit code), or
+                no batch came within ``timeout`` seconds.
             Any error of ``batch_at`` in a worker (ImageReadError naming the file...),
             with the worker's traceback as its cause.
         """
@@ -288,6 +296,7 @@ class ProcessLoader:
                 self._cursor = key  # out of order: the prefetch follows the consumer from here
                 self._evict(keep=key)
             self._schedule()
+            asked = time.monotonic()
             while key not in self._ready:
                 if key not in self._in_flight:  # every slot was taken when the consumer got here
                     self._reclaim()
@@ -295,7 +304,7 @@ class ProcessLoader:
                     self._schedule()
                     if key not in self._in_flight and not self._in_flight:
                         return self._load_here(key)
-                self._receive(key)
+                self._receive(key, asked)
             slot, n, error, delta = self._ready.pop(key)
             self._report(delta, delivered=True)
             if error is not None:
@@ -356,14 +365,18 @@ class ProcessLoader:
             self._free.append(slot)
             self._report(delta, delivered=False)
 
-    def _receive(self, waiting_for: tuple) -> None:
-        """Take one finished batch from the workers, checking they are alive while waiting."""
+    def _receive(self, waiting_for: tuple, asked: float) -> None:
+        """Take one finished batch from the workers, checking they are alive (and not stuck) meanwhile."""
         while True:
             try:
                 slot, epoch, index, n, delta, error = self._done.get(timeout=_POLL_SECONDS)
                 break
             except queue.Empty:
                 self._check_alive(waiting_for)
+                if self.timeout is not None and time.monotonic() - asked > self.timeout:
+                    self._give_up(f"no batch came from the {len(self._processes)} loader worker process(es) "
+                                  f"within timeout={self.timeout} s while batch {waiting_for[1]} of epoch "
+                                  f"{waiting_for[0]} was asked for; they look stuck (a hung read, a deadlock)")
         key = (epoch, index)
         del self._in_flight[key]
         self._ready[key] = (slot, n, error, delta)
@@ -387,11 +400,18 @@ class ProcessLoader:
         if not dead:
             return
         codes = ", ".join(f"pid {p.pid} exit code {p.exitcode}" for p in dead)
+        self._give_up(f"a loader worker process died ({codes}) before batch {key[1]} of epoch {key[0]} "
+                      f"was loaded; a negative code is the signal that ended it (-9: killed, often for "
+                      f"lack of memory)")
+
+    def _give_up(self, why: str) -> None:
+        """Stop every worker, close the loader and raise WorkerError(why)."""
+        for process in self._processes:  # a stuck worker would not read the request to end
+            if process.is_alive():
+                process.kill()
         self._finalizer()
         self._processes, self._closed = [], True
-        raise WorkerError(f"a loader worker process died ({codes}) before batch {key[1]} of epoch {key[0]} "
-                          f"was loaded; a negative code is the signal that ended it (-9: killed, often for "
-                          f"lack of memory). The loader is closed; make a new one")
+        raise WorkerError(f"{why}. The loader is closed; make a new one")
 
 
 def _stop(processes: list, tasks) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -119,6 +120,26 @@ def test_a_dead_worker_raises_instead_of_hanging(train_file):
     assert not any(p.is_alive() for p in [victim, *loader._processes])
 
 
+def test_stuck_workers_time_out_instead_of_hanging(train_file):
+    loader = ProcessLoader(_batches(train_file), workers=2, timeout=1)
+    loader.get(0, 0, copy=True)
+    processes = list(loader._processes)
+    for process in processes:  # alive, but doing nothing: as a read hung on a network disk
+        os.kill(process.pid, signal.SIGSTOP)
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match=r"within timeout=1 s while batch 1 of epoch 7 .*stuck"):
+        loader.get(7, 1)  # far ahead of the prefetch: not loaded yet
+    assert time.monotonic() - start < 10
+    for process in processes:
+        process.join(timeout=10)
+    assert not any(p.is_alive() for p in processes)
+    with pytest.raises(WorkerError, match="closed"):
+        loader.get(0, 0)
+    for bad in (0, -1.5, True, "5"):
+        with pytest.raises(ConfigError, match="timeout must be a positive number"):
+            ProcessLoader(_batches(train_file), timeout=bad)
+
+
 def test_close_stops_the_workers(train_file):
     loader = ProcessLoader(_batches(train_file), workers=2)
     loader.get(0, 0, copy=True)
@@ -169,6 +190,7 @@ def test_batch_at_writes_x_into_out_unless_a_function_makes_it_anew(train_file):
 
 FORK_AFTER_OPENCV_THREADS = """
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 import cv2, numpy as np
 from cococxr.batches import ProcessLoader, SegmentationBatches
