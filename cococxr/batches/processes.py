@@ -194,7 +194,8 @@ class ProcessLoader:
         if start_method not in multiprocessing.get_all_start_methods():
             raise ConfigError(f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
                               f"got {start_method!r}")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or timeout <= 0):
             raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self.batches, self.workers, self.prefetch, self.timeout = batches, workers, prefetch, timeout
         self._layout = _Layout(batches.item_specs(), batches.batch_size)  # raises for a model as mask_with

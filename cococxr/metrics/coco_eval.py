@@ -2,8 +2,9 @@
 
 The evaluator is faster-coco-eval's C++ ``COCOeval_faster`` when that package is
 installed (``pip install faster-coco-eval``; the same AP as pycocotools, several times
-faster on large files; mask IoUs from pycocotools, see :mod:`cococxr.metrics.faster_eval`), else pycocotools' ``COCOeval``, which stays the reference. Pick
-one with ``evaluator=`` or the ``COCOCXR_COCO_EVALUATOR`` environment variable.
+faster on large files; its mask IoUs come from pycocotools, see
+:mod:`cococxr.metrics.faster_eval`), else pycocotools' ``COCOeval``, which stays the
+reference. Pick one with ``evaluator=`` or the ``COCOCXR_COCO_EVALUATOR`` environment variable.
 """
 from __future__ import annotations
 
