@@ -25,6 +25,7 @@ from cococxr.masks import mask_components
 from cococxr.metrics.faster_eval import FasterCOCO, MaskIoUFasterEval
 from cococxr.metrics.overlap import binarize
 from cococxr.rle import coco_rle_encode
+from cococxr.rle.segmentation import segmentation_rle
 
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl",
                    "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -137,20 +138,12 @@ def _complete_annotations(dataset: dict) -> None:
         ann = dict(ann)
         if "area" not in ann or "bbox" not in ann:
             img = images[ann["image_id"]]
-            rle = _to_rle(ann["segmentation"], img["height"], img["width"])
+            rle = segmentation_rle(ann["segmentation"], img["height"], img["width"])
             ann.setdefault("area", float(mask_utils.area(rle)))
             ann.setdefault("bbox", [float(v) for v in mask_utils.toBbox(rle)])
         ann.setdefault("iscrowd", 0)
         completed.append(ann)
     dataset["annotations"] = completed
-
-
-def _to_rle(segm, height: int, width: int) -> dict:
-    if isinstance(segm, list):
-        return mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-    if isinstance(segm["counts"], list):
-        return mask_utils.frPyObjects(segm, height, width)
-    return segm
 
 
 def _quiet_coco(dataset: dict, evaluator: str = "pycocotools"):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pycocotools import mask as mask_utils
 
+from cococxr.rle.segmentation import segmentation_rle
+
 try:  # optional: the C++ evaluator
     from faster_coco_eval import COCO as FasterCOCO
     from faster_coco_eval import COCOeval_faster
@@ -24,10 +26,7 @@ def _rle(ann: dict, coco) -> dict:
     if isinstance(segm, dict) and isinstance(segm.get("counts"), (str, bytes)):
         return segm
     img = coco.imgs[ann["image_id"]]
-    height, width = img["height"], img["width"]
-    if isinstance(segm, list):
-        return mask_utils.merge(mask_utils.frPyObjects(segm, height, width))
-    return mask_utils.frPyObjects(segm, height, width)
+    return segmentation_rle(segm, img["height"], img["width"])
 
 
 if COCOeval_faster is not None:
