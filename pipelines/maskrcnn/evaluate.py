@@ -177,6 +177,7 @@ def score_instances(coco, label_map: LabelMap, predictions: Iterable[tuple[int, 
         "threshold": mask_threshold,
         "segm_AP": segm_stats["AP"], "segm_AP50": segm_stats["AP50"], "segm_AP75": segm_stats["AP75"],
         "bbox_AP": bbox_stats["AP"], "bbox_AP50": bbox_stats["AP50"], "bbox_AP75": bbox_stats["AP75"],
+        "segm_results": "instances",  # the detector's own, not the union masks scored for Dice
         "coco_segm": {k: v for k, v in segm_stats.items() if k != "per_category"},
         "coco_bbox": {k: v for k, v in bbox_stats.items() if k != "per_category"},
         "detections": len(segm),

@@ -119,7 +119,7 @@ def test_ground_truth_as_predictions_scores_ap_one(tmp_path):
     coco = CocoDataset(val)
     label_map = LabelMap.from_coco(coco)
     m = score_instances(coco, label_map, _truth_instances(coco, label_map)).metrics
-    assert m["num_images"] == 3 and m["detections"] == 3
+    assert m["num_images"] == 3 and m["detections"] == 3 and m["segm_results"] == "instances"
     for key in ("segm_AP", "segm_AP50", "segm_AP75", "bbox_AP", "bbox_AP50", "bbox_AP75"):
         assert m[key] == pytest.approx(1.0), key
     assert m["per_class"]["lung"]["segm_AP"] == pytest.approx(1.0)
